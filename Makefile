@@ -1,0 +1,117 @@
+# pgjobd: plain GNU make.  `make` builds build/pgjobd; `make check` runs every
+# test against a throwaway PostgreSQL; `make demo`, `make bench`; `make install`.
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/pgjobd
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+DESTDIR    ?=
+
+CC      := gcc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wcast-qual -Wformat=2 -Wvla -Werror
+STD     := -std=gnu11 -D_GNU_SOURCE
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# pkg-config is queried lazily (=) so that `make deps` can install it first.
+# Debian's libev-dev ships no .pc file, hence the fallback.
+PKG_CFLAGS  = $(shell pkg-config --cflags libpq inih)
+PKG_LIBS    = $(shell pkg-config --libs libpq inih) $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
+
+B := build
+VERSION := $(shell cat src/VERSION)
+
+DAEMON_OBJS := main.o log.o cfg.o migrate.o migrations.o db.o daemon.o sdnotify.o spawn.o tail.o
+SQL := $(sort $(wildcard sql/*.sql))
+
+# Each unit test links only the module it tests (plus the test helpers).
+TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon
+check_cfg_OBJS := cfg.o
+check_sql_OBJS :=
+check_cli_OBJS :=
+check_tail_OBJS := tail.o
+check_spawn_OBJS := spawn.o tail.o
+check_daemon_OBJS :=
+
+.PHONY: all deps check demo bench install uninstall clean format
+all: deps $(B)/pgjobd
+
+deps:
+	@contrib/deps.sh
+
+$(B) $(B)/asan:
+	@mkdir -p $@
+
+$(B)/migrations.c: $(SQL) src/mksql.sh | $(B)
+	src/mksql.sh $(SQL) > $@.tmp && mv $@.tmp $@
+
+$(B)/%.o: src/%.c | $(B)
+	$(CC) $(STD) $(CFLAGS) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -MMD -MP -c -o $@ $<
+$(B)/asan/%.o: src/%.c | $(B)/asan
+	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -MMD -MP -c -o $@ $<
+$(B)/migrations.o: $(B)/migrations.c
+	$(CC) $(STD) $(CFLAGS) $(WARN) -iquote src -c -o $@ $<
+$(B)/asan/migrations.o: $(B)/migrations.c | $(B)/asan
+	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -iquote src -c -o $@ $<
+
+$(B)/pgjobd: $(addprefix $(B)/,$(DAEMON_OBJS))
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+$(B)/asan/pgjobd: $(addprefix $(B)/asan/,$(DAEMON_OBJS))
+	$(CC) $(SAN) -g -o $@ $^ $(PKG_LIBS)
+
+# tests/testlib.c: cluster connection and process helpers shared by suites.
+$(B)/t_%.o: tests/%.c | $(B)
+	$(CC) $(STD) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -iquote src -iquote tests -MMD -MP -c -o $@ $<
+$(B)/asan/t_%.o: tests/%.c | $(B)/asan
+	$(CC) $(STD) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -iquote src -iquote tests -MMD -MP -c -o $@ $<
+
+define test_rules
+$(B)/$(1): $(B)/t_$(1).o $(B)/t_testlib.o $(addprefix $(B)/,$($(1)_OBJS))
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(CHECK_FLAGS) $$(PKG_LIBS)
+$(B)/asan/$(1): $(B)/asan/t_$(1).o $(B)/asan/t_testlib.o $(addprefix $(B)/asan/,$($(1)_OBJS))
+	$$(CC) $$(SAN) -g -o $$@ $$^ $$(CHECK_FLAGS) $$(PKG_LIBS)
+endef
+$(foreach t,$(TESTS),$(eval $(call test_rules,$(t))))
+
+# Every suite runs twice: plain, and under AddressSanitizer + UBSan (the
+# integration suites then drive the sanitized daemon), against one cluster.
+check: deps
+	@$(MAKE) --no-print-directory $(B)/pgjobd $(B)/asan/pgjobd \
+	    $(addprefix $(B)/,$(TESTS)) $(addprefix $(B)/asan/,$(TESTS))
+	tests/with-pg.sh tests/run-suites.sh $(B) $(TESTS)
+
+demo: all
+	contrib/demo.sh $(B)/pgjobd
+
+bench: all
+	tests/with-pg.sh contrib/bench.sh $(B)/pgjobd
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR)/pgjobd
+	install -m 0755 $(B)/pgjobd $(DESTDIR)$(SBINDIR)/pgjobd
+	install -m 0644 src/pgjobd.8 $(DESTDIR)$(MANDIR)/man8/pgjobd.8
+	install -m 0644 src/pgjobd.ini.5 $(DESTDIR)$(MANDIR)/man5/pgjobd.ini.5
+	install -m 0644 $(SQL) $(DESTDIR)$(DATADIR)/sql/
+	install -m 0640 etc/pgjobd.ini $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini.example
+	if ls systemd/*.service >/dev/null 2>&1; then \
+	    install -d $(DESTDIR)$(UNITDIR) && install -m 0644 systemd/*.service $(DESTDIR)$(UNITDIR)/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/pgjobd $(DESTDIR)$(MANDIR)/man8/pgjobd.8 \
+	    $(DESTDIR)$(MANDIR)/man5/pgjobd.ini.5 $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini.example
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/sql/,$(notdir $(SQL))) \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*.service)))
+	-rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/pgjobd 2>/dev/null
+
+format:
+	clang-format -i src/*.c src/*.h tests/*.c tests/*.h
+
+clean:
+	rm -rf $(B)
+
+-include $(wildcard $(B)/*.d $(B)/asan/*.d)

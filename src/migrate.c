@@ -1,0 +1,125 @@
+/* migrate: see migrate.h. */
+#include "migrate.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Key of the advisory lock that serializes migrations ("pgjobd" in ASCII). */
+#define MIGRATE_LOCK_KEY "123666234761828"
+
+int
+migrate_latest(void)
+{
+	int v = 0;
+
+	for (int i = 0; i < nmigrations; i++)
+		if (migrations[i].version > v)
+			v = migrations[i].version;
+	return v;
+}
+
+static void
+set_err(char *err, size_t errlen, const char *what, const PGresult *res, PGconn *conn)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	size_t n;
+
+	snprintf(err, errlen, "%s: %s", what, msg && *msg ? msg : "unknown error");
+	n = strlen(err);
+	while (n > 0 && err[n - 1] == '\n')
+		err[--n] = '\0';
+}
+
+/* Run one parameterless command; true when it returned OK_STATUS. */
+static bool
+exec_ok(PGconn *conn, const char *sql, ExecStatusType ok_status, const char *what, char *err,
+    size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+	bool ok = PQresultStatus(res) == ok_status;
+
+	if (!ok)
+		set_err(err, errlen, what, res, conn);
+	PQclear(res);
+	return ok;
+}
+
+/* The version from pgjobd.migrations, 0 when the schema or table is missing. */
+static int
+read_version(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM pgjobd.migrations");
+	int v = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		v = atoi(PQgetvalue(res, 0, 0));
+	} else {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* undefined_table, invalid_schema_name: nothing installed yet */
+		if (state && (!strcmp(state, "42P01") || !strcmp(state, "3F000")))
+			v = 0;
+		else
+			set_err(err, errlen, "reading the schema version", res, conn);
+	}
+	PQclear(res);
+	return v;
+}
+
+int
+migrate_current(struct pg_conn *conn, char *err, size_t errlen)
+{
+	return read_version(conn, err, errlen);
+}
+
+int
+migrate_apply(struct pg_conn *conn, char *err, size_t errlen)
+{
+	int version;
+
+	if (!exec_ok(conn, "BEGIN", PGRES_COMMAND_OK, "BEGIN", err, errlen))
+		return -1;
+	/* Quiet the NOTICEs of IF NOT EXISTS; errors still come through. */
+	if (!exec_ok(conn,
+		"SET LOCAL client_min_messages = warning;"
+		"SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ");"
+		"CREATE SCHEMA IF NOT EXISTS pgjobd;"
+		"CREATE TABLE IF NOT EXISTS pgjobd.migrations ("
+		"  version int PRIMARY KEY,"
+		"  name text NOT NULL,"
+		"  applied_at timestamptz NOT NULL DEFAULT now())",
+		PGRES_COMMAND_OK, "preparing the migration", err, errlen))
+		goto fail;
+	version = read_version(conn, err, errlen);
+	if (version < 0)
+		goto fail;
+	for (int i = 0; i < nmigrations; i++) {
+		const struct migration *m = &migrations[i];
+		char vbuf[16];
+		const char *params[2] = {vbuf, m->name};
+		PGresult *res;
+
+		if (m->version <= version)
+			continue;
+		if (!exec_ok(conn, m->sql, PGRES_COMMAND_OK, m->name, err, errlen))
+			goto fail;
+		snprintf(vbuf, sizeof vbuf, "%d", m->version);
+		res = PQexecParams(conn, "INSERT INTO pgjobd.migrations (version, name) VALUES ($1, $2)",
+		    2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			set_err(err, errlen, "recording the migration", res, conn);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+		version = m->version;
+	}
+	if (!exec_ok(conn, "COMMIT", PGRES_COMMAND_OK, "COMMIT", err, errlen))
+		goto fail;
+	return version;
+fail:
+	PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
