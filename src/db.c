@@ -1,0 +1,421 @@
+/* db: see db.h. */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define DB_CONNECT_TIMEOUT 15.0 /* seconds for PQconnectPoll to finish */
+#define DB_BACKOFF_MIN 0.5
+#define DB_BACKOFF_MAX 30.0
+
+enum db_state {
+	DB_WAIT,       /* not connected; the timer fires the next attempt */
+	DB_CONNECTING, /* PQconnectPoll in progress */
+	DB_SETUP,      /* connected; reading the schema version, LISTENing */
+	DB_UP,         /* accepting statements */
+};
+
+struct query {
+	struct query *next;
+	char *sql;
+	int nparams;
+	char **params;
+	db_cb *cb;
+	void *arg;
+};
+
+struct db {
+	struct ev_loop *loop;
+	char *conninfo;
+	char *listen_sql;
+	const struct db_events *events;
+	void *arg;
+	enum db_state state;
+	PGconn *conn;
+	ev_io io;
+	ev_timer timer;
+	struct query *head, *tail; /* head is in flight when sent */
+	bool sent;
+	PGresult *result;          /* the in-flight statement's result so far */
+	int schema_version;
+	double backoff;
+	bool outage_logged;        /* the current outage has been logged */
+	bool ever_up;
+};
+
+static void db_connect(struct db *db);
+static void send_next(struct db *db);
+
+static void
+query_free(struct query *q)
+{
+	for (int i = 0; i < q->nparams; i++)
+		free(q->params[i]);
+	free(q->params);
+	free(q->sql);
+	free(q);
+}
+
+static void
+push(struct db *db, const char *sql, int nparams, const char *const *params, db_cb *cb, void *arg)
+{
+	struct query *q = calloc(1, sizeof *q);
+
+	if (!q || !(q->sql = strdup(sql)))
+		fatal("out of memory");
+	q->nparams = nparams;
+	q->params = calloc((size_t)nparams + 1, sizeof *q->params);
+	for (int i = 0; i < nparams; i++)
+		if (params[i] && !(q->params[i] = strdup(params[i])))
+			fatal("out of memory");
+	q->cb = cb;
+	q->arg = arg;
+	if (db->tail)
+		db->tail->next = q;
+	else
+		db->head = q;
+	db->tail = q;
+	if (db->state == DB_SETUP || db->state == DB_UP)
+		send_next(db);
+}
+
+/* Re-arm the watcher on the socket libpq has now: it may change across
+ * PQconnectPoll calls and reconnects. */
+static void
+wait_for(struct db *db, int events)
+{
+	ev_io_stop(db->loop, &db->io);
+	ev_io_set(&db->io, PQsocket(db->conn), events);
+	ev_io_start(db->loop, &db->io);
+}
+
+/* Drop the connection; every queued statement gets NULL. */
+static void
+db_close(struct db *db)
+{
+	struct query *q;
+	bool was_up = db->state == DB_UP;
+
+	ev_io_stop(db->loop, &db->io);
+	ev_timer_stop(db->loop, &db->timer);
+	if (db->conn)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	PQclear(db->result);
+	db->result = NULL;
+	db->state = DB_WAIT;
+	db->sent = false;
+	while ((q = db->head) != NULL) {
+		db->head = q->next;
+		if (!db->head)
+			db->tail = NULL;
+		if (q->cb)
+			q->cb(q->arg, NULL);
+		query_free(q);
+	}
+	if (was_up && db->events->down)
+		db->events->down(db->arg);
+}
+
+/* Jittered, capped exponential backoff (+-25%), so that a fleet of daemons
+ * does not reconnect in lockstep after a database restart. */
+static void
+schedule_retry(struct db *db)
+{
+	double jitter = 0.75 + 0.5 * ((double)random() / RAND_MAX);
+	double delay = db->backoff * jitter;
+
+	db->backoff = db->backoff * 2 > DB_BACKOFF_MAX ? DB_BACKOFF_MAX : db->backoff * 2;
+	ev_timer_set(&db->timer, delay, 0.);
+	ev_timer_start(db->loop, &db->timer);
+}
+
+/* The connection failed or was lost.  Logged once per outage, not per
+ * retry: the next line about the database says it is back. */
+static void
+db_fail(struct db *db, const char *what)
+{
+	if (!db->outage_logged) {
+		char msg[512];
+		const char *e = db->conn ? PQerrorMessage(db->conn) : "";
+		size_t n;
+
+		snprintf(msg, sizeof msg, "%s", e);
+		n = strlen(msg);
+		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+			msg[--n] = '\0';
+		log_warnx("database %s%s%s; retrying in the background", what, *msg ? ": " : "", msg);
+		db->outage_logged = true;
+	}
+	db_close(db);
+	schedule_retry(db);
+}
+
+static void
+send_next(struct db *db)
+{
+	struct query *q = db->head;
+
+	if (!q || db->sent)
+		return;
+	/* Without parameters the simple protocol, which allows several
+	 * statements (the LISTENs); with them the extended one. */
+	if (!(q->nparams == 0 ? PQsendQuery(db->conn, q->sql)
+			      : PQsendQueryParams(db->conn, q->sql, q->nparams, NULL,
+				    (const char *const *)q->params, NULL, NULL, 0))) {
+		db_fail(db, "connection lost");
+		return;
+	}
+	db->sent = true;
+	/* PQflush > 0: the rest goes out when the socket is writable. */
+	switch (PQflush(db->conn)) {
+	case 0: wait_for(db, EV_READ); break;
+	case 1: wait_for(db, EV_READ | EV_WRITE); break;
+	default: db_fail(db, "connection lost"); break;
+	}
+}
+
+static void
+finish_head(struct db *db)
+{
+	struct query *q = db->head;
+	PGresult *res = db->result;
+
+	db->result = NULL;
+	db->head = q->next;
+	if (!db->head)
+		db->tail = NULL;
+	db->sent = false;
+	if (q->cb)
+		q->cb(q->arg, res);
+	PQclear(res);
+	query_free(q);
+}
+
+static void
+drain_notifies(struct db *db)
+{
+	PGnotify *n;
+
+	while (db->conn && (n = PQnotifies(db->conn)) != NULL) {
+		if (db->events->notify)
+			db->events->notify(db->arg, n->relname, n->extra);
+		PQfreemem(n);
+	}
+}
+
+/* Read what arrived: results of the statement in flight, notifications. */
+static void
+db_read(struct db *db)
+{
+	if (!PQconsumeInput(db->conn)) {
+		db_fail(db, "connection lost");
+		return;
+	}
+	drain_notifies(db);
+	while (db->conn && db->head && db->sent && !PQisBusy(db->conn)) {
+		PGresult *r = PQgetResult(db->conn);
+
+		if (r) {
+			/* One statement, one result; keep the last to be safe. */
+			PQclear(db->result);
+			db->result = r;
+			continue;
+		}
+		finish_head(db); /* may queue more, may even close */
+		if (db->conn && db->state != DB_WAIT)
+			send_next(db);
+		drain_notifies(db);
+	}
+	if (db->conn && PQstatus(db->conn) == CONNECTION_BAD)
+		db_fail(db, "connection lost");
+}
+
+static void
+setup_listen_done(void *arg, PGresult *res)
+{
+	struct db *db = arg;
+
+	if (!res)
+		return; /* lost: db_close already ran */
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_fail(db, "LISTEN failed");
+		return;
+	}
+	if (db->outage_logged)
+		log_notice("database connection restored");
+	else if (!db->ever_up)
+		log_info("connected to the database");
+	db->outage_logged = false;
+	db->ever_up = true;
+	db->backoff = DB_BACKOFF_MIN;
+	db->state = DB_UP;
+	db->events->up(db->arg, db->schema_version);
+}
+
+static void
+setup_version_done(void *arg, PGresult *res)
+{
+	struct db *db = arg;
+	const char *state;
+
+	if (!res)
+		return;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		db->schema_version = atoi(PQgetvalue(res, 0, 0));
+	} else {
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* undefined_table, invalid_schema_name: nothing installed */
+		if (state && (!strcmp(state, "42P01") || !strcmp(state, "3F000")))
+			db->schema_version = 0;
+		else {
+			db_fail(db, "cannot read the schema version");
+			return;
+		}
+	}
+	push(db, db->listen_sql, 0, NULL, setup_listen_done, db);
+}
+
+static void
+ignore_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+static void
+connected(struct db *db)
+{
+	ev_timer_stop(db->loop, &db->timer);
+	if (PQsetnonblocking(db->conn, 1) != 0) {
+		db_fail(db, "cannot be made non-blocking");
+		return;
+	}
+	/* Server NOTICEs would go to stderr unformatted; they carry nothing
+	 * the daemon needs. */
+	PQsetNoticeProcessor(db->conn, ignore_notice, NULL);
+	db->state = DB_SETUP;
+	db->schema_version = -1;
+	/* The setup statements go before anything queued since. */
+	push(db, "SELECT coalesce(max(version), 0) FROM pgjobd.migrations", 0, NULL,
+	    setup_version_done, db);
+}
+
+static void
+io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct db *db = w->data;
+
+	(void)loop;
+	if (db->state == DB_CONNECTING) {
+		switch (PQconnectPoll(db->conn)) {
+		case PGRES_POLLING_READING: wait_for(db, EV_READ); break;
+		case PGRES_POLLING_WRITING: wait_for(db, EV_WRITE); break;
+		case PGRES_POLLING_OK: connected(db); break;
+		default: db_fail(db, "connection failed"); break;
+		}
+		return;
+	}
+	if (revents & EV_WRITE) {
+		int r = PQflush(db->conn);
+		if (r < 0) {
+			db_fail(db, "connection lost");
+			return;
+		}
+		if (r == 0)
+			wait_for(db, EV_READ);
+	}
+	if (revents & EV_READ)
+		db_read(db);
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct db *db = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (db->state == DB_CONNECTING)
+		db_fail(db, "connection timed out");
+	else
+		db_connect(db);
+}
+
+static void
+db_connect(struct db *db)
+{
+	db->conn = PQconnectStart(db->conninfo);
+	if (!db->conn)
+		fatal("out of memory");
+	if (PQstatus(db->conn) == CONNECTION_BAD) {
+		db_fail(db, "connection failed");
+		return;
+	}
+	db->state = DB_CONNECTING;
+	/* A freshly started connection wants to write (the startup packet). */
+	wait_for(db, EV_WRITE);
+	ev_timer_set(&db->timer, DB_CONNECT_TIMEOUT, 0.);
+	ev_timer_start(db->loop, &db->timer);
+}
+
+struct db *
+db_new(struct ev_loop *loop, const char *conninfo, const char *const *channels,
+    const struct db_events *events, void *arg)
+{
+	struct db *db = calloc(1, sizeof *db);
+	size_t len = 1;
+
+	if (!db || !(db->conninfo = strdup(conninfo)))
+		fatal("out of memory");
+	for (int i = 0; channels[i]; i++)
+		len += strlen(channels[i]) + 16;
+	db->listen_sql = calloc(1, len);
+	if (!db->listen_sql)
+		fatal("out of memory");
+	/* Channel names are the daemon's own constants, never user input. */
+	for (int i = 0; channels[i]; i++)
+		snprintf(db->listen_sql + strlen(db->listen_sql), len - strlen(db->listen_sql),
+		    "LISTEN %s;", channels[i]);
+	db->loop = loop;
+	db->events = events;
+	db->arg = arg;
+	db->backoff = DB_BACKOFF_MIN;
+	ev_init(&db->io, io_cb);
+	db->io.data = db;
+	ev_init(&db->timer, timer_cb);
+	db->timer.data = db;
+	db_connect(db);
+	return db;
+}
+
+void
+db_free(struct db *db)
+{
+	if (!db)
+		return;
+	db->events = &(const struct db_events){0};
+	db_close(db);
+	free(db->conninfo);
+	free(db->listen_sql);
+	free(db);
+}
+
+bool
+db_is_up(const struct db *db)
+{
+	return db->state == DB_UP;
+}
+
+bool
+db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_cb *cb,
+    void *arg)
+{
+	if (db->state != DB_UP)
+		return false;
+	push(db, sql, nparams, params, cb, arg);
+	return true;
+}

@@ -1,0 +1,53 @@
+/*
+ * db: the daemon's database connection, non-blocking libpq on libev.
+ *
+ * Modelled on libusual's pgsocket (under pgbouncer's pgqd): PQconnectStart
+ * + PQconnectPoll, one wait at a time with the watcher re-armed on the
+ * current PQsocket() (libev's "disappearing file descriptors"), PQflush > 0
+ * -> wait for write and still read, PQconsumeInput then PQisBusy /
+ * PQgetResult until NULL, notifications drained after every read, and a
+ * reconnect after a jittered, capped backoff.
+ *
+ * One connection carries everything: leases, heartbeats, outcomes and
+ * LISTEN.  Every statement is a short single-statement transaction, so the
+ * server delivers notifications between them without delay; a second
+ * connection would double the backends a fleet of daemons holds and add a
+ * second reconnect path for no gain in latency.
+ *
+ * Statements are queued and sent one at a time, in order.  A statement's
+ * callback runs exactly once: with its result, or with NULL when the
+ * connection was lost first (then the statement may or may not have been
+ * committed; every daemon statement is written to be safe to repeat).
+ */
+#ifndef PGJOBD_DB_H
+#define PGJOBD_DB_H
+
+#include <ev.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct db;
+
+struct db_events {
+	/* Connected and listening; SCHEMA_VERSION read from pgjobd.migrations
+	 * (0: not installed). */
+	void (*up)(void *arg, int schema_version);
+	/* The connection is gone; pending callbacks have run with NULL. */
+	void (*down)(void *arg);
+	void (*notify)(void *arg, const char *channel, const char *payload);
+};
+
+typedef void db_cb(void *arg, PGresult *res);
+
+/* CHANNELS: NULL-terminated list to LISTEN on after each connect. */
+struct db *db_new(struct ev_loop *loop, const char *conninfo, const char *const *channels,
+    const struct db_events *events, void *arg);
+/* Close the connection; pending callbacks run with NULL. */
+void db_free(struct db *db);
+bool db_is_up(const struct db *db);
+/* Queue SQL with NPARAMS text parameters (copied).  Returns false and
+ * queues nothing when the connection is not up. */
+bool db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_cb *cb,
+    void *arg);
+
+#endif
