@@ -29,13 +29,15 @@ DAEMON_OBJS := main.o log.o cfg.o migrate.o migrations.o db.o daemon.o sdnotify.
 SQL := $(sort $(wildcard sql/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon
+TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops
 check_cfg_OBJS := cfg.o
 check_sql_OBJS :=
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
 check_spawn_OBJS := spawn.o tail.o
 check_daemon_OBJS :=
+check_notify_OBJS :=
+check_ops_OBJS := cfg.o
 
 .PHONY: all deps check demo bench install uninstall clean format
 all: deps $(B)/pgjobd
@@ -87,25 +89,37 @@ check: deps
 demo: all
 	contrib/demo.sh $(B)/pgjobd
 
+# contrib/spawnrate.c measures the machine's own limits beside the daemon.
 bench: all
-	tests/with-pg.sh contrib/bench.sh $(B)/pgjobd
+	$(CC) $(STD) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -o $(B)/spawnrate contrib/spawnrate.c $(PKG_LIBS)
+	tests/with-pg.sh contrib/bench.sh $(B)/pgjobd $(B)/spawnrate
 
+# Files installed, relative to DESTDIR; `make uninstall` removes exactly these.
+# The example config becomes the config only where none exists yet, and is
+# removed again only while it is unchanged.  Units name $(SBINDIR)/pgjobd.
+UNITS := $(notdir $(wildcard systemd/*.service))
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR)/pgjobd
+	    $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR)/pgjobd $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(B)/pgjobd $(DESTDIR)$(SBINDIR)/pgjobd
 	install -m 0644 src/pgjobd.8 $(DESTDIR)$(MANDIR)/man8/pgjobd.8
 	install -m 0644 src/pgjobd.ini.5 $(DESTDIR)$(MANDIR)/man5/pgjobd.ini.5
 	install -m 0644 $(SQL) $(DESTDIR)$(DATADIR)/sql/
-	install -m 0640 etc/pgjobd.ini $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini.example
-	if ls systemd/*.service >/dev/null 2>&1; then \
-	    install -d $(DESTDIR)$(UNITDIR) && install -m 0644 systemd/*.service $(DESTDIR)$(UNITDIR)/; fi
+	install -m 0644 contrib/monitoring.sql contrib/postgres_exporter.yml $(DESTDIR)$(DATADIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini || \
+	    install -m 0640 etc/pgjobd.ini $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini
+	for u in $(UNITS); do \
+	    sed 's|/usr/sbin/pgjobd|$(SBINDIR)/pgjobd|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pgjobd $(DESTDIR)$(MANDIR)/man8/pgjobd.8 \
-	    $(DESTDIR)$(MANDIR)/man5/pgjobd.ini.5 $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini.example
-	rm -f $(addprefix $(DESTDIR)$(DATADIR)/sql/,$(notdir $(SQL))) \
-	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*.service)))
+	    $(DESTDIR)$(MANDIR)/man5/pgjobd.ini.5 \
+	    $(addprefix $(DESTDIR)$(DATADIR)/sql/,$(notdir $(SQL))) \
+	    $(DESTDIR)$(DATADIR)/monitoring.sql $(DESTDIR)$(DATADIR)/postgres_exporter.yml \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	if cmp -s etc/pgjobd.ini $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini; fi
 	-rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/pgjobd 2>/dev/null
 
 format:
