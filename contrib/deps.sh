@@ -21,4 +21,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 # Debian's postgresql package may create and start its own "main" cluster;
 # nothing here uses it: tests and the demo run a private one in a temp dir.
+# shellcheck disable=SC2086 # $missing is a list of package names
 apt-get install -y -qq --no-install-recommends $missing >&2

@@ -5,7 +5,8 @@
 #   tests/run-suites.sh BUILDDIR SUITE...
 set -u
 b=$1; shift
-export PGJOBD_SRCDIR="$(cd "$(dirname "$0")/.." && pwd)"
+PGJOBD_SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
+export PGJOBD_SRCDIR
 # LeakSanitizer reports make a process exit non-zero, so a leak fails the
 # suite (Check reports a test whose child exits non-zero as an error).
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86${ASAN_OPTIONS:+:$ASAN_OPTIONS}"

@@ -13,7 +13,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+bindir=${PG_BINDIR:-$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
 [ -x "$bindir/initdb" ] || { echo "with-pg.sh: no initdb (set PG_BINDIR)" >&2; exit 1; }
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pgjobd-test.XXXXXX")
