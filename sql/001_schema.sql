@@ -51,9 +51,11 @@ COMMENT ON TABLE pgjobd.jobs IS 'pgjobd: one row per job for its whole life';
 
 -- The lease query's index: runnable rows in lease order.  Partial, so it
 -- holds only the ready rows (the backlog), never the millions of finished
--- ones; the lease query walks it in (priority, run_at, id) order, stops at
--- the first rows it can lock (SKIP LOCKED) and filters queue and type.
-CREATE INDEX jobs_ready_idx ON pgjobd.jobs (priority, run_at, id)
+-- ones.  A daemon leases per (queue, type) it serves, so those lead: each
+-- lookup walks only its own rows in (priority, run_at, id) order and stops
+-- at the first it can lock (SKIP LOCKED); a type with nothing due costs one
+-- index probe however large the other types' backlog is.
+CREATE INDEX jobs_ready_idx ON pgjobd.jobs (queue, type, priority, run_at, id)
 	WHERE state = 'ready';
 
 -- Running rows: few (bounded by the daemons' total concurrency).  Used to

@@ -349,6 +349,27 @@ send_status(struct daemon *d)
 	d->status_dirty = false;
 }
 
+/* A statement's error on one line (PQresultErrorMessage ends in a newline
+ * and may hold DETAIL/CONTEXT lines): "Logs: one line per event". */
+static const char *
+pq_error(const PGresult *res, char *buf, size_t len)
+{
+	const char *e = PQresultErrorMessage(res);
+	size_t n = 0;
+
+	for (; *e && n < len - 1; e++) {
+		bool space = *e == ' ' || *e == '\n' || *e == '\t' || *e == '\r';
+		if (!space)
+			buf[n++] = *e;
+		else if (n > 0 && buf[n - 1] != ' ')
+			buf[n++] = ' ';
+	}
+	while (n > 0 && buf[n - 1] == ' ')
+		n--;
+	buf[n] = '\0';
+	return buf;
+}
+
 static double
 ms_to_s(int64_t ms)
 {
@@ -421,7 +442,6 @@ count_outcome(struct daemon *d, const char *outcome)
 static void
 finish(struct daemon *d, struct job *j)
 {
-	count_outcome(d, j->outcome);
 	if (!strcmp(j->outcome, "retry"))
 		wake_at(d, j->delay_ms);
 	TAILQ_INSERT_TAIL(&d->finished, j, link);
@@ -629,6 +649,7 @@ static void
 outcomes_done(void *arg, PGresult *res)
 {
 	struct daemon *d = arg;
+	char msg[512];
 	struct job *j;
 
 	if (!res) {
@@ -638,7 +659,7 @@ outcomes_done(void *arg, PGresult *res)
 		return;
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_errx("writing job outcomes failed, will retry: %s", PQresultErrorMessage(res));
+		log_errx("writing job outcomes failed, will retry: %s", pq_error(res, msg, sizeof msg));
 		requeue_writing(d);
 		ev_timer_set(&d->write_retry, RETRY_WRITE_SECONDS, 0.);
 		ev_timer_start(d->loop, &d->write_retry);
@@ -648,7 +669,10 @@ outcomes_done(void *arg, PGresult *res)
 		bool accepted = false;
 		for (int i = 0; i < PQntuples(res) && !accepted; i++)
 			accepted = strtoll(PQgetvalue(res, i, 0), NULL, 10) == j->id;
-		if (!accepted)
+		/* Counted once written: a refused outcome did not happen. */
+		if (accepted)
+			count_outcome(d, j->outcome);
+		else
 			log_warnx("job %" PRId64 " outcome %s refused: its lease is no longer current "
 				  "(expired and taken over, or cancelled)",
 			    j->id, j->outcome);
@@ -656,6 +680,11 @@ outcomes_done(void *arg, PGresult *res)
 		job_free(j);
 	}
 	write_outcomes(d);
+	/* A lease held back for these outcomes goes out behind them. */
+	if (d->lease_again && !d->leasing) {
+		d->lease_again = false;
+		lease(d);
+	}
 	check_stopped(d);
 }
 
@@ -723,6 +752,7 @@ static void
 lease_done(void *arg, PGresult *res)
 {
 	struct conf *conf = arg;
+	char msg[512];
 	struct daemon *d = ev_userdata(EV_DEFAULT);
 	int n;
 
@@ -732,7 +762,7 @@ lease_done(void *arg, PGresult *res)
 		return;
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_errx("leasing jobs failed: %s", PQresultErrorMessage(res));
+		log_errx("leasing jobs failed: %s", pq_error(res, msg, sizeof msg));
 		conf_unref(conf);
 		return;
 	}
@@ -788,6 +818,14 @@ lease(struct daemon *d)
 		d->lease_again = true;
 		return;
 	}
+	/* An outcome not yet sent keeps its job 'running' in the database.
+	 * Statements run in order, so lease behind it: otherwise the
+	 * database shows a type above its cap (and this worker above its
+	 * concurrency) until the outcome catches up. */
+	if (!TAILQ_EMPTY(&d->finished)) {
+		d->lease_again = true;
+		return;
+	}
 	types = xcalloc((size_t)c->nhandlers + 1, sizeof *types);
 	buf_add(&fb, "{", 1);
 	for (int i = 0; i < c->nhandlers; i++) {
@@ -828,10 +866,11 @@ static void
 rescue_done(void *arg, PGresult *res)
 {
 	struct daemon *d = arg;
+	char msg[512];
 
 	d->rescuing = false;
 	if (res && PQresultStatus(res) != PGRES_TUPLES_OK)
-		log_errx("rescuing expired leases failed: %s", PQresultErrorMessage(res));
+		log_errx("rescuing expired leases failed: %s", pq_error(res, msg, sizeof msg));
 	else if (res)
 		for (int i = 0; i < PQntuples(res); i++)
 			log_notice("job %s type=%s attempt=%s outcome=lost: lease of worker %s "
@@ -911,6 +950,7 @@ static void
 heartbeat_done(void *arg, PGresult *res)
 {
 	struct daemon *d = arg;
+	char msg[512];
 	struct job *j;
 	unsigned gen = d->hb_gen;
 
@@ -918,7 +958,7 @@ heartbeat_done(void *arg, PGresult *res)
 	if (!res)
 		return;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_errx("heartbeat failed: %s", PQresultErrorMessage(res));
+		log_errx("heartbeat failed: %s", pq_error(res, msg, sizeof msg));
 		return;
 	}
 	/* A handler whose lease is gone is killed at once: the job has been
@@ -1088,11 +1128,12 @@ static void
 deregister_done(void *arg, PGresult *res)
 {
 	struct daemon *d = arg;
+	char msg[512];
 
 	if (!res)
 		return;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		log_warnx("removing the worker row failed: %s", PQresultErrorMessage(res));
+		log_warnx("removing the worker row failed: %s", pq_error(res, msg, sizeof msg));
 	d->deregistered = true;
 	stop_loop_if_done(d);
 }

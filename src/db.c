@@ -141,12 +141,21 @@ db_fail(struct db *db, const char *what)
 	if (!db->outage_logged) {
 		char msg[512];
 		const char *e = db->conn ? PQerrorMessage(db->conn) : "";
-		size_t n;
+		size_t n = 0;
 
-		snprintf(msg, sizeof msg, "%s", e);
-		n = strlen(msg);
-		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-			msg[--n] = '\0';
+		/* libpq's messages span lines ("server closed the connection
+		 * unexpectedly\n\tThis probably means..."): one log line per
+		 * event, so every run of white space becomes one blank. */
+		for (; *e && n < sizeof msg - 1; e++) {
+			bool space = *e == ' ' || *e == '\n' || *e == '\t' || *e == '\r';
+			if (!space)
+				msg[n++] = *e;
+			else if (n > 0 && msg[n - 1] != ' ')
+				msg[n++] = ' ';
+		}
+		while (n > 0 && msg[n - 1] == ' ')
+			n--;
+		msg[n] = '\0';
 		log_warnx("database %s%s%s; retrying in the background", what, *msg ? ": " : "", msg);
 		db->outage_logged = true;
 	}
