@@ -24,6 +24,8 @@
 #define HANDLER_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 #define RETRY_WRITE_SECONDS 1.0  /* after a statement error, before trying again */
 #define FLUSH_TIMEOUT_MIN 5.0    /* at stop: how long unwritten outcomes may wait */
+#define WAKES 64                 /* retry times remembered; the poll finds the rest */
+#define WAKE_SLACK 0.02          /* seconds past a retry's run_at before leasing */
 
 /*
  * The statements.  Every one is a single statement (its own transaction),
@@ -35,22 +37,29 @@
  * ready rows of the served queues ($2), in priority, run_at, id order.  One
  * LATERAL scan per type keeps a type at its cap from crowding out the
  * others.  Expiry comes from the database's clock, never ours. */
+/* Lease up to $5 jobs: due ready rows of the served queues ($2), for each
+ * mapped type ($3) at most its free slots ($4), in priority, run_at, id
+ * order.  One index probe per (queue, type) (jobs_ready_idx leads with
+ * them), each locking at most that type's free slots, so a type at its cap
+ * or with a large backlog never crowds out the others; rows locked but not
+ * picked are let go at commit.  Expiry comes from the database's clock. */
 static const char SQL_LEASE[] =
     "WITH h AS (SELECT * FROM unnest($3::text[], $4::int[]) AS h(type, free)),"
-    " c AS ("
-    "  SELECT c.id FROM h CROSS JOIN LATERAL ("
-    "    SELECT j.id, j.priority, j.run_at FROM pgjobd.jobs j"
-    "     WHERE j.state = 'ready' AND j.run_at <= now()"
-    "       AND j.queue = ANY ($2::text[]) AND j.type = h.type"
-    "     ORDER BY j.priority, j.run_at, j.id"
-    "     LIMIT h.free FOR UPDATE SKIP LOCKED) c"
-    "  ORDER BY c.priority, c.run_at, c.id LIMIT $5::int)"
+    " c AS (SELECT l.id, l.priority, l.run_at, h.free,"
+    "   row_number() OVER (PARTITION BY h.type ORDER BY l.priority, l.run_at, l.id) AS rn"
+    "   FROM h CROSS JOIN unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL ("
+    "     SELECT j.id, j.priority, j.run_at FROM pgjobd.jobs j"
+    "      WHERE j.state = 'ready' AND j.queue = q.queue AND j.type = h.type"
+    "        AND j.run_at <= now()"
+    "      ORDER BY j.priority, j.run_at, j.id"
+    "      LIMIT h.free FOR UPDATE SKIP LOCKED) l),"
+    " p AS (SELECT id FROM c WHERE rn <= free ORDER BY priority, run_at, id LIMIT $5::int)"
     " UPDATE pgjobd.jobs j"
     "    SET state = 'running', attempts = j.attempts + 1, worker = $1,"
     "        started_at = now(), finished_at = NULL,"
     "        lease_token = nextval('pgjobd.lease_token_seq'),"
     "        lease_expires_at = now() + $6::bigint * interval '1 ms'"
-    "   FROM c WHERE j.id = c.id"
+    "   FROM p WHERE j.id = p.id"
     " RETURNING j.id, j.lease_token, j.type, j.queue, j.attempts, j.max_attempts,"
     "   (extract(epoch FROM j.timeout) * 1000)::bigint, j.payload::text,"
     /* args_from_payload: the strings of payload's "args", each with \ and
@@ -197,7 +206,9 @@ struct daemon {
 	bool status_dirty;
 	uint64_t n_done, n_retry, n_dead, n_lost, n_cancelled;
 	ev_timer poll, heartbeat, watchdog, status, drain, flush, write_retry;
-	ev_timer wake;        /* lease when the earliest retry we scheduled is due */
+	ev_timer wake;        /* lease when the next retry we scheduled is due */
+	double wakes[WAKES];  /* those retries' due times (ev_time), ascending */
+	int nwakes;
 	ev_signal sigterm, sigint, sighup;
 };
 
@@ -349,25 +360,11 @@ send_status(struct daemon *d)
 	d->status_dirty = false;
 }
 
-/* A statement's error on one line (PQresultErrorMessage ends in a newline
- * and may hold DETAIL/CONTEXT lines): "Logs: one line per event". */
+/* A statement's error on one line (it may hold DETAIL/CONTEXT lines). */
 static const char *
 pq_error(const PGresult *res, char *buf, size_t len)
 {
-	const char *e = PQresultErrorMessage(res);
-	size_t n = 0;
-
-	for (; *e && n < len - 1; e++) {
-		bool space = *e == ' ' || *e == '\n' || *e == '\t' || *e == '\r';
-		if (!space)
-			buf[n++] = *e;
-		else if (n > 0 && buf[n - 1] != ' ')
-			buf[n++] = ' ';
-	}
-	while (n > 0 && buf[n - 1] == ' ')
-		n--;
-	buf[n] = '\0';
-	return buf;
+	return log_oneline(buf, len, PQresultErrorMessage(res));
 }
 
 static double
@@ -412,18 +409,55 @@ fail_job(struct job *j)
 	}
 }
 
-/* Retries are due at a time we know: wake up then instead of waiting for
- * the next poll.  (Jobs scheduled by others are found by the poll.) */
+/* Arm the wake timer for the earliest remembered retry. */
+static void
+arm_wake(struct daemon *d)
+{
+	ev_timer_stop(d->loop, &d->wake);
+	if (d->nwakes == 0)
+		return;
+	ev_timer_set(&d->wake, d->wakes[0] > ev_time() ? d->wakes[0] - ev_time() : 0., 0.);
+	ev_timer_start(d->loop, &d->wake);
+}
+
+/*
+ * Retries are due at times we know: lease then instead of at the next poll.
+ * Called when the outcome is accepted, so that the database's run_at
+ * (now() + delay at that write) is already behind the wake-up.  Jobs
+ * scheduled by others are found by the poll.
+ */
 static void
 wake_at(struct daemon *d, int64_t delay_ms)
 {
-	double at = ev_now(d->loop) + ms_to_s(delay_ms) + 0.01;
+	double at = ev_time() + ms_to_s(delay_ms) + WAKE_SLACK;
+	int i;
 
-	if (ev_is_active(&d->wake) && ev_now(d->loop) + ev_timer_remaining(d->loop, &d->wake) <= at)
-		return;
-	ev_timer_stop(d->loop, &d->wake);
-	ev_timer_set(&d->wake, at - ev_now(d->loop), 0.);
-	ev_timer_start(d->loop, &d->wake);
+	if (d->nwakes == WAKES) {
+		if (at >= d->wakes[WAKES - 1])
+			return;
+		d->nwakes--; /* forget the latest; the poll will find it */
+	}
+	for (i = d->nwakes; i > 0 && d->wakes[i - 1] > at; i--)
+		d->wakes[i] = d->wakes[i - 1];
+	d->wakes[i] = at;
+	d->nwakes++;
+	arm_wake(d);
+}
+
+static void
+wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	int n = 0;
+
+	(void)loop;
+	(void)revents;
+	while (n < d->nwakes && d->wakes[n] <= ev_time())
+		n++;
+	memmove(d->wakes, d->wakes + n, (size_t)(d->nwakes - n) * sizeof d->wakes[0]);
+	d->nwakes -= n;
+	arm_wake(d);
+	lease(d);
 }
 
 static void
@@ -442,8 +476,6 @@ count_outcome(struct daemon *d, const char *outcome)
 static void
 finish(struct daemon *d, struct job *j)
 {
-	if (!strcmp(j->outcome, "retry"))
-		wake_at(d, j->delay_ms);
 	TAILQ_INSERT_TAIL(&d->finished, j, link);
 	write_outcomes(d);
 }
@@ -670,9 +702,11 @@ outcomes_done(void *arg, PGresult *res)
 		for (int i = 0; i < PQntuples(res) && !accepted; i++)
 			accepted = strtoll(PQgetvalue(res, i, 0), NULL, 10) == j->id;
 		/* Counted once written: a refused outcome did not happen. */
-		if (accepted)
+		if (accepted) {
 			count_outcome(d, j->outcome);
-		else
+			if (!strcmp(j->outcome, "retry"))
+				wake_at(d, j->delay_ms);
+		} else
 			log_warnx("job %" PRId64 " outcome %s refused: its lease is no longer current "
 				  "(expired and taken over, or cancelled)",
 			    j->id, j->outcome);
@@ -1357,7 +1391,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	ev_init(&d->drain, drain_cb);
 	ev_init(&d->flush, flush_cb);
 	ev_init(&d->write_retry, write_retry_cb);
-	ev_init(&d->wake, poll_cb);
+	ev_init(&d->wake, wake_cb);
 	d->wake.data = d;
 	d->poll.data = d->heartbeat.data = d->drain.data = d->flush.data = d;
 	d->write_retry.data = d;

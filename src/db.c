@@ -18,9 +18,30 @@ enum db_state {
 	DB_UP,         /* accepting statements */
 };
 
+/*
+ * The daemon's statements are constants: each is prepared once per
+ * connection, under a name of its own, the first time it is sent, and
+ * executed by name after (no parsing or planning per call).  Keyed by the
+ * SQL's address, which is why db_query() wants SQL of static storage.
+ */
+#define DB_MAX_STATEMENTS 16
+
+struct statement {
+	const char *sql;
+	unsigned prepared_on; /* connection generation it is prepared on */
+};
+
+enum query_kind {
+	Q_SIMPLE,  /* internal set-up: simple protocol, several statements */
+	Q_PREPARE, /* a statement's prepare step; becomes Q_EXECUTE */
+	Q_EXECUTE,
+};
+
 struct query {
 	struct query *next;
-	char *sql;
+	enum query_kind kind;
+	const char *sql;
+	int stmt; /* index into db->stmts */
 	int nparams;
 	char **params;
 	db_cb *cb;
@@ -39,6 +60,9 @@ struct db {
 	ev_timer timer;
 	struct query *head, *tail; /* head is in flight when sent */
 	bool sent;
+	struct statement stmts[DB_MAX_STATEMENTS];
+	int nstmts;
+	unsigned conn_gen;         /* counts connections, for stmts[].prepared_on */
 	PGresult *result;          /* the in-flight statement's result so far */
 	int schema_version;
 	double backoff;
@@ -55,17 +79,29 @@ query_free(struct query *q)
 	for (int i = 0; i < q->nparams; i++)
 		free(q->params[i]);
 	free(q->params);
-	free(q->sql);
 	free(q);
 }
 
 static void
-push(struct db *db, const char *sql, int nparams, const char *const *params, db_cb *cb, void *arg)
+push(struct db *db, enum query_kind kind, const char *sql, int nparams, const char *const *params,
+    db_cb *cb, void *arg)
 {
 	struct query *q = calloc(1, sizeof *q);
 
-	if (!q || !(q->sql = strdup(sql)))
+	if (!q)
 		fatal("out of memory");
+	q->kind = kind;
+	q->sql = sql;
+	q->stmt = -1;
+	if (kind != Q_SIMPLE) {
+		for (q->stmt = 0; q->stmt < db->nstmts && db->stmts[q->stmt].sql != sql; q->stmt++)
+			;
+		if (q->stmt == db->nstmts) {
+			if (db->nstmts == DB_MAX_STATEMENTS)
+				fatalx("db: more than %d distinct statements", DB_MAX_STATEMENTS);
+			db->stmts[db->nstmts++].sql = sql;
+		}
+	}
 	q->nparams = nparams;
 	q->params = calloc((size_t)nparams + 1, sizeof *q->params);
 	for (int i = 0; i < nparams; i++)
@@ -140,22 +176,8 @@ db_fail(struct db *db, const char *what)
 {
 	if (!db->outage_logged) {
 		char msg[512];
-		const char *e = db->conn ? PQerrorMessage(db->conn) : "";
-		size_t n = 0;
 
-		/* libpq's messages span lines ("server closed the connection
-		 * unexpectedly\n\tThis probably means..."): one log line per
-		 * event, so every run of white space becomes one blank. */
-		for (; *e && n < sizeof msg - 1; e++) {
-			bool space = *e == ' ' || *e == '\n' || *e == '\t' || *e == '\r';
-			if (!space)
-				msg[n++] = *e;
-			else if (n > 0 && msg[n - 1] != ' ')
-				msg[n++] = ' ';
-		}
-		while (n > 0 && msg[n - 1] == ' ')
-			n--;
-		msg[n] = '\0';
+		log_oneline(msg, sizeof msg, db->conn ? PQerrorMessage(db->conn) : "");
 		log_warnx("database %s%s%s; retrying in the background", what, *msg ? ": " : "", msg);
 		db->outage_logged = true;
 	}
@@ -168,13 +190,24 @@ send_next(struct db *db)
 {
 	struct query *q = db->head;
 
+	char name[16];
+	int ok = 0;
+
 	if (!q || db->sent)
 		return;
-	/* Without parameters the simple protocol, which allows several
-	 * statements (the LISTENs); with them the extended one. */
-	if (!(q->nparams == 0 ? PQsendQuery(db->conn, q->sql)
-			      : PQsendQueryParams(db->conn, q->sql, q->nparams, NULL,
-				    (const char *const *)q->params, NULL, NULL, 0))) {
+	/* Decided now, not when queued: statements go out one at a time. */
+	if (q->kind != Q_SIMPLE)
+		q->kind = db->stmts[q->stmt].prepared_on == db->conn_gen ? Q_EXECUTE : Q_PREPARE;
+	snprintf(name, sizeof name, "pgjobd_%d", q->stmt);
+	switch (q->kind) {
+	case Q_SIMPLE: ok = PQsendQuery(db->conn, q->sql); break;
+	case Q_PREPARE: ok = PQsendPrepare(db->conn, name, q->sql, q->nparams, NULL); break;
+	case Q_EXECUTE:
+		ok = PQsendQueryPrepared(db->conn, name, q->nparams, (const char *const *)q->params,
+		    NULL, NULL, 0);
+		break;
+	}
+	if (!ok) {
 		db_fail(db, "connection lost");
 		return;
 	}
@@ -194,10 +227,17 @@ finish_head(struct db *db)
 	PGresult *res = db->result;
 
 	db->result = NULL;
+	db->sent = false;
+	/* Prepared: now the statement itself, same place in the queue. */
+	if (q->kind == Q_PREPARE && PQresultStatus(res) == PGRES_COMMAND_OK) {
+		db->stmts[q->stmt].prepared_on = db->conn_gen;
+		q->kind = Q_EXECUTE;
+		PQclear(res);
+		return;
+	}
 	db->head = q->next;
 	if (!db->head)
 		db->tail = NULL;
-	db->sent = false;
 	if (q->cb)
 		q->cb(q->arg, res);
 	PQclear(res);
@@ -285,7 +325,7 @@ setup_version_done(void *arg, PGresult *res)
 			return;
 		}
 	}
-	push(db, db->listen_sql, 0, NULL, setup_listen_done, db);
+	push(db, Q_SIMPLE, db->listen_sql, 0, NULL, setup_listen_done, db);
 }
 
 static void
@@ -307,9 +347,10 @@ connected(struct db *db)
 	 * the daemon needs. */
 	PQsetNoticeProcessor(db->conn, ignore_notice, NULL);
 	db->state = DB_SETUP;
+	db->conn_gen++; /* nothing is prepared on this connection yet */
 	db->schema_version = -1;
 	/* The setup statements go before anything queued since. */
-	push(db, "SELECT coalesce(max(version), 0) FROM pgjobd.migrations", 0, NULL,
+	push(db, Q_SIMPLE, "SELECT coalesce(max(version), 0) FROM pgjobd.migrations", 0, NULL,
 	    setup_version_done, db);
 }
 
@@ -425,6 +466,6 @@ db_query(struct db *db, const char *sql, int nparams, const char *const *params,
 {
 	if (db->state != DB_UP)
 		return false;
-	push(db, sql, nparams, params, cb, arg);
+	push(db, Q_EXECUTE, sql, nparams, params, cb, arg);
 	return true;
 }

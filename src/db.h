@@ -45,8 +45,10 @@ struct db *db_new(struct ev_loop *loop, const char *conninfo, const char *const 
 /* Close the connection; pending callbacks run with NULL. */
 void db_free(struct db *db);
 bool db_is_up(const struct db *db);
-/* Queue SQL with NPARAMS text parameters (copied).  Returns false and
- * queues nothing when the connection is not up. */
+/* Queue SQL with NPARAMS text parameters (copied).  SQL must be a constant
+ * (static storage): it is prepared once per connection, keyed by its
+ * address, and executed by name after.  Returns false and queues nothing
+ * when the connection is not up. */
 bool db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_cb *cb,
     void *arg);
 

@@ -29,6 +29,24 @@ log_init(void)
 	setvbuf(stderr, NULL, _IOLBF, 0);
 }
 
+char *
+log_oneline(char *dst, size_t len, const char *src)
+{
+	size_t n = 0;
+
+	for (; *src && n + 1 < len; src++) {
+		bool blank = *src == ' ' || *src == '\n' || *src == '\t' || *src == '\r';
+		if (!blank)
+			dst[n++] = *src;
+		else if (n > 0 && dst[n - 1] != ' ')
+			dst[n++] = ' ';
+	}
+	while (n > 0 && dst[n - 1] == ' ')
+		n--;
+	dst[n] = '\0';
+	return dst;
+}
+
 bool
 log_to_journal(void)
 {

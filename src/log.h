@@ -11,6 +11,7 @@
 #define PGJOBD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define PRINTFLIKE(f, a) __attribute__((format(printf, f, a)))
 
@@ -24,6 +25,11 @@ void log_warnx(const char *fmt, ...) PRINTFLIKE(1, 2);
 void log_errx(const char *fmt, ...) PRINTFLIKE(1, 2);
 void fatal(const char *fmt, ...) PRINTFLIKE(1, 2) __attribute__((noreturn));
 void fatalx(const char *fmt, ...) PRINTFLIKE(1, 2) __attribute__((noreturn));
+
+/* Copy SRC into DST (LEN bytes) as one line: every run of white space,
+ * newlines included, becomes one blank (libpq's messages span lines, and
+ * the log has one line per event).  Returns DST. */
+char *log_oneline(char *dst, size_t len, const char *src);
 
 /* Enable log_debug() lines (pgjobd -d). */
 extern bool log_verbose;

@@ -1116,8 +1116,8 @@ START_TEST(test_database_restart_loses_no_job)
 {
 	/* Two long handlers run across the outage; short ones keep the
 	 * connection busy with leases and outcomes when the server dies.
-	 * The outage (a second or two) is shorter than the lease: no job may
-	 * be counted lost, let alone run twice. */
+	 * The outage (a second or two) is shorter than the lease: the leases
+	 * the daemon knows of survive it, and no job is done twice. */
 	char *cfg = config(TIMINGS("10s", "500ms", "500ms") "concurrency = 6\n"
 				"[handler.long]\ncommand = /bin/sh -c 'sleep 1.5; echo long'\n"
 				"[handler.work]\ncommand = /bin/sh -c 'sleep 0.02; echo ok'\n");
@@ -1142,11 +1142,19 @@ START_TEST(test_database_restart_loses_no_job)
 	c = t_connect();
 	ck_assert_int_gt(qint(c, "SELECT count(*) FROM pgjobd.jobs WHERE state <> 'done'"), 0);
 	wait_value(c, "302", 60000, "SELECT count(*) FROM pgjobd.jobs WHERE state = 'done'");
-	/* Every job done exactly once, at its first attempt. */
+	/* Every job done exactly once.  One case may cost an attempt, and
+	 * only that one: a lease that committed just before the crash whose
+	 * reply never reached the daemon.  Its job runs again after the lease
+	 * expires, counted 'lost' (at-least-once); at most one lease batch
+	 * (concurrency 6) can be caught like that, and nothing else may fail. */
 	ck_assert_int_eq(qint(c, "SELECT count(*) FROM (SELECT job_id FROM pgjobd.attempts"
 				 " WHERE outcome = 'done' GROUP BY job_id HAVING count(*) = 1) s"), 302);
-	ck_assert_int_eq(qint(c, "SELECT count(*) FROM pgjobd.attempts"), 302);
-	ck_assert_int_eq(qint(c, "SELECT count(*) FROM pgjobd.jobs WHERE attempts = 1"), 302);
+	ck_assert_int_eq(qint(c, "SELECT count(*) FROM pgjobd.attempts"
+				 " WHERE outcome NOT IN ('done', 'lost')"), 0);
+	ck_assert_int_le(qint(c, "SELECT count(*) FROM pgjobd.attempts WHERE outcome = 'lost'"), 6);
+	ck_assert_int_eq(qint(c, "SELECT count(*) FROM pgjobd.jobs j WHERE attempts = 1 +"
+				 " (SELECT count(*) FROM pgjobd.attempts a"
+				 "   WHERE a.job_id = j.id AND a.outcome = 'lost')"), 302);
 	t_daemon_wait_log(d, "database connection restored", 5000);
 	log = t_daemon_log(d);
 	ck_assert_msg(count_of(log, "retrying in the background") == 1,
