@@ -319,23 +319,13 @@ cur(struct daemon *d)
 }
 
 static void
-free_words(char **w)
-{
-	if (!w)
-		return;
-	for (char **p = w; *p; p++)
-		free(*p);
-	free(w);
-}
-
-static void
 job_free(struct job *j)
 {
 	free(j->type);
 	free(j->queue);
 	free(j->payload);
-	free_words(j->argv);
-	free_words(j->envp);
+	cfg_free_words(j->argv);
+	cfg_free_words(j->envp);
 	free(j->result);
 	free(j->error);
 	conf_unref(j->conf);
