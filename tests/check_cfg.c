@@ -7,6 +7,7 @@
  * the temp file's path.  Links only cfg.o.
  */
 #include "cfg.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -1062,11 +1063,5 @@ cfg_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(cfg_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return t_run_suite(cfg_suite());
 }

@@ -167,8 +167,6 @@ main(void)
 {
 	Suite *s = suite_create("cli");
 	TCase *tc = tcase_create("cli");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_check_good_config_prints_ok);
@@ -180,9 +178,5 @@ main(void)
 	tcase_add_test(tc, test_daemon_refuses_schema_behind_and_names_migrate);
 	tcase_add_test(tc, test_migrate_without_database_fails_with_1);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(s);
 }

@@ -1541,7 +1541,6 @@ int
 main(void)
 {
 	Suite *s = suite_create("daemon");
-	SRunner *sr;
 	TCase *tc;
 	int failed;
 
@@ -1593,10 +1592,7 @@ main(void)
 		return 1;
 	}
 	memset(left, 0, sizeof *left);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = t_run_suite(s);
 	cleanup();
 	munmap(left, sizeof *left);
 	return failed ? 1 : 0;

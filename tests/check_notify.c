@@ -214,16 +214,10 @@ main(void)
 {
 	Suite *s = suite_create("notify");
 	TCase *tc = tcase_create("notify");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_ready_only_after_connection_and_listen);
 	tcase_add_test(tc, test_status_watchdog_reload_and_stopping);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(s);
 }

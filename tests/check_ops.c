@@ -353,8 +353,6 @@ main(void)
 {
 	Suite *s = suite_create("ops");
 	TCase *tc = tcase_create("ops");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_install_lays_out_files_with_modes_and_uninstall_removes_them);
@@ -363,9 +361,5 @@ main(void)
 	tcase_add_test(tc, test_every_config_key_is_in_the_ini_man_page);
 	tcase_add_test(tc, test_monitoring_queries_run_on_a_populated_database);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(s);
 }

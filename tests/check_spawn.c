@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "spawn.h"
+#include "testlib.h"
 
 static struct ev_loop *loop;
 static char tmpdir[] = "/tmp/check_spawn.XXXXXX";
@@ -993,11 +994,5 @@ spawn_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(spawn_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return t_run_suite(spawn_suite());
 }

@@ -1389,11 +1389,5 @@ sql_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(sql_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(sql_suite());
 }

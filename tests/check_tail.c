@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tail.h"
+#include "testlib.h"
 
 /* Deterministic bytes (xorshift), so a failure reproduces. */
 static uint32_t rng_state;
@@ -394,11 +395,5 @@ tail_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(tail_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return t_run_suite(tail_suite());
 }

@@ -16,6 +16,18 @@
 
 extern char **environ;
 
+int
+t_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
+
 int64_t
 t_now_ms(void)
 {

@@ -70,6 +70,10 @@ void t_wait_value(PGconn *c, const char *want, int timeout_ms, const char *sql);
 char **t_dup_vec(const char *const *v);
 void t_free_vec(char **v);
 
+/* Run every test of S (verbosity from CK_VERBOSITY), free the runner and
+ * return the exit status for main(): 1 when any test failed. */
+int t_run_suite(Suite *s);
+
 /* Milliseconds on the monotonic clock. */
 int64_t t_now_ms(void);
 
