@@ -36,6 +36,8 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
+# shellcheck source=contrib/daemon.sh
+. "$here/daemon.sh"
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 	echo "usage: contrib/bench.sh PATH/TO/pgjobd [PATH/TO/spawnrate]" >&2
@@ -80,30 +82,10 @@ say() {
 	echo "bench: $*" >&2
 }
 
-alive() {
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
-wait_gone() {
-	i=0
-	while alive && [ "$i" -lt "$1" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	! alive
-}
-
 cleanup() {
 	st=$?
 	trap - EXIT INT TERM HUP
-	if alive; then
-		kill -TERM "$pid" 2>/dev/null || true
-		if ! wait_gone 10; then
-			kill -TERM "$pid" 2>/dev/null || true
-			wait_gone 150 || kill -KILL "$pid" 2>/dev/null || true
-		fi
-		wait "$pid" 2>/dev/null || true
-	fi
+	kill_daemon
 	if [ "$st" -ne 0 ]; then
 		for l in "$tmp"/pgjobd-*.log; do
 			[ -s "$l" ] || continue

@@ -21,6 +21,8 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
+# shellcheck source=contrib/daemon.sh
+. "$here/daemon.sh"
 
 if [ $# -ne 1 ]; then
 	echo "usage: contrib/demo.sh PATH/TO/pgjobd" >&2
@@ -64,34 +66,12 @@ show_log() {
 	fi
 }
 
-# Is the daemon still running?  (The shell reaps it, keeping its status for wait.)
-alive() {
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
-# Wait up to $1 tenths of a second for the daemon to exit.
-wait_gone() {
-	i=0
-	while alive && [ "$i" -lt "$1" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	! alive
-}
-
 cleanup() {
 	st=$?
 	trap - EXIT INT TERM HUP
 	if alive; then
 		echo "demo: stopping pgjobd (pid $pid)" >&2
-		kill -TERM "$pid" 2>/dev/null || true
-		# A second SIGTERM skips shutdown_timeout: handlers get SIGTERM,
-		# then SIGKILL after kill_grace (10s in the example config).
-		if ! wait_gone 10; then
-			kill -TERM "$pid" 2>/dev/null || true
-			wait_gone 150 || kill -KILL "$pid" 2>/dev/null || true
-		fi
-		wait "$pid" 2>/dev/null || true
+		kill_daemon
 	fi
 	if [ "$st" -ne 0 ] && [ -s "$log" ]; then
 		echo "demo: FAILED (status $st); the daemon's log:" >&2
