@@ -201,6 +201,7 @@ struct daemon {
 	struct jobq writing;  /* outcome in flight */
 	int nrunning;
 	bool leasing, lease_again, rescuing, hb_inflight, deregistered, schema_checked;
+	int lease_limit;      /* jobs the lease in flight asked for */
 	unsigned hb_gen;
 	int signals;          /* SIGTERM/SIGINT received */
 	bool status_dirty;
@@ -819,8 +820,9 @@ lease_done(void *arg, PGresult *res)
 	conf_unref(conf);
 	write_outcomes(d);
 	/* A full batch may have left more behind; a NOTIFY may have come in
-	 * while this lease was in flight. */
-	if (d->lease_again || n > 0) {
+	 * while this lease was in flight.  (A short batch took all there was:
+	 * asking again would only delay the next NOTIFY's lease.) */
+	if (d->lease_again || n >= d->lease_limit) {
 		d->lease_again = false;
 		lease(d);
 	}
@@ -875,9 +877,10 @@ lease(struct daemon *d)
 		params[4] = limit;
 		params[5] = lease_ms;
 		d->conf->refs++; /* the jobs are run with the config they were leased for */
-		if (db_query(d->db, SQL_LEASE, 6, params, lease_done, d->conf))
+		if (db_query(d->db, SQL_LEASE, 6, params, lease_done, d->conf)) {
 			d->leasing = true;
-		else
+			d->lease_limit = free_slots;
+		} else
 			conf_unref(d->conf);
 	}
 	free(types);
