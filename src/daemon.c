@@ -33,18 +33,54 @@
  * connection: leases and outcomes are fenced by the lease token.
  */
 
-/* Lease up to $5 jobs: per mapped type at most its free slots ($3/$4), due
- * ready rows of the served queues ($2), in priority, run_at, id order.  One
- * LATERAL scan per type keeps a type at its cap from crowding out the
- * others.  Expiry comes from the database's clock, never ours. */
-/* Lease up to $5 jobs: due ready rows of the served queues ($2), for each
- * mapped type ($3) at most its free slots ($4), in priority, run_at, id
- * order.  One index probe per (queue, type) (jobs_ready_idx leads with
- * them), each locking at most that type's free slots, so a type at its cap
- * or with a large backlog never crowds out the others; rows locked but not
- * picked are let go at commit.  Expiry comes from the database's clock. */
+/*
+ * Outcomes ($OUT: a JSON array of objects, or '[]'), each fenced by its
+ * lease token, with an attempts row each (worker $W).  'release' hands a
+ * job back at shutdown without counting the attempt.  CTEs o, u, a; u holds
+ * the ids accepted.
+ */
+#define OUTCOMES_CTES(OUT, W)                                                                      \
+	"o AS (SELECT * FROM jsonb_to_recordset(" OUT "::jsonb) AS o(id bigint, token bigint,"    \
+	"   outcome text, delay_ms bigint, exit_code int, signal int, result text, error text)),"  \
+	" u AS (UPDATE pgjobd.jobs j SET"                                                           \
+	"   state = CASE o.outcome WHEN 'done' THEN 'done' WHEN 'dead' THEN 'dead' ELSE 'ready' END," \
+	"   attempts = CASE WHEN o.outcome = 'release' THEN j.attempts - 1 ELSE j.attempts END,"    \
+	"   run_at = CASE WHEN o.outcome = 'retry' THEN now() + o.delay_ms * interval '1 ms'"       \
+	"            ELSE j.run_at END,"                                                            \
+	"   finished_at = CASE WHEN o.outcome IN ('done', 'dead') THEN now() END,"                  \
+	"   exit_code = CASE WHEN o.outcome = 'release' THEN j.exit_code ELSE o.exit_code END,"     \
+	"   result = CASE WHEN o.outcome = 'release' THEN j.result ELSE o.result END,"              \
+	"   last_error = CASE WHEN o.outcome IN ('retry', 'dead') THEN o.error"                     \
+	"                ELSE j.last_error END,"                                                    \
+	"   lease_token = NULL, lease_expires_at = NULL"                                            \
+	"  FROM o WHERE j.id = o.id AND j.lease_token = o.token"                                    \
+	"  RETURNING j.id, j.attempts, j.started_at),"                                              \
+	" a AS (INSERT INTO pgjobd.attempts"                                                        \
+	"   (job_id, attempt, worker, started_at, outcome, exit_code, signal, error)"               \
+	"  SELECT u.id, u.attempts, " W ", u.started_at, o.outcome, o.exit_code, o.signal, o.error" \
+	"    FROM u JOIN o ON o.id = u.id WHERE o.outcome <> 'release')"
+
+/* Outcomes only (when there is nothing to lease).  Rows: ('o', id) for
+ * each outcome accepted. */
+static const char SQL_OUTCOMES[] =
+    "WITH " OUTCOMES_CTES("$1", "$2") " SELECT 'o', id FROM u";
+
+/*
+ * The usual exchange: the outcomes finished since the last one ($7), and in
+ * the same transaction a lease of up to $5 jobs: due ready rows of the
+ * served queues ($2), for each mapped type ($3) at most its free slots
+ * ($4), in priority, run_at, id order.  One transaction keeps the database
+ * right about caps and concurrency: the slots a lease fills are the ones
+ * its outcomes free.  One index probe per (queue, type) (jobs_ready_idx
+ * leads with them), each locking at most that type's free slots, so a type
+ * at its cap or with a large backlog never crowds out the others; rows
+ * locked but not picked are let go at commit.  Expiry comes from the
+ * database's clock.  Rows: ('o', id) per outcome accepted, ('l', ...) per
+ * job leased.
+ */
 static const char SQL_LEASE[] =
-    "WITH h AS (SELECT * FROM unnest($3::text[], $4::int[]) AS h(type, free)),"
+    "WITH " OUTCOMES_CTES("$7", "$1") ","
+    " h AS (SELECT * FROM unnest($3::text[], $4::int[]) AS h(type, free)),"
     " c AS (SELECT l.id, l.priority, l.run_at, h.free,"
     "   row_number() OVER (PARTITION BY h.type ORDER BY l.priority, l.run_at, l.id) AS rn"
     "   FROM h CROSS JOIN unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL ("
@@ -53,26 +89,29 @@ static const char SQL_LEASE[] =
     "        AND j.run_at <= now()"
     "      ORDER BY j.priority, j.run_at, j.id"
     "      LIMIT h.free FOR UPDATE SKIP LOCKED) l),"
-    " p AS (SELECT id FROM c WHERE rn <= free ORDER BY priority, run_at, id LIMIT $5::int)"
-    " UPDATE pgjobd.jobs j"
+    " p AS (SELECT id FROM c WHERE rn <= free ORDER BY priority, run_at, id LIMIT $5::int),"
+    " l AS (UPDATE pgjobd.jobs j"
     "    SET state = 'running', attempts = j.attempts + 1, worker = $1,"
     "        started_at = now(), finished_at = NULL,"
     "        lease_token = nextval('pgjobd.lease_token_seq'),"
     "        lease_expires_at = now() + $6::bigint * interval '1 ms'"
     "   FROM p WHERE j.id = p.id"
     " RETURNING j.id, j.lease_token, j.type, j.queue, j.attempts, j.max_attempts,"
-    "   (extract(epoch FROM j.timeout) * 1000)::bigint, j.payload::text,"
+    "   (extract(epoch FROM j.timeout) * 1000)::bigint AS timeout_ms, j.payload::text AS payload,"
     /* args_from_payload: the strings of payload's "args", each with \ and
      * newline escaped, joined by newlines; or why they are unusable. */
     "   CASE WHEN jsonb_typeof(j.payload -> 'args') = 'array'"
-    "        THEN jsonb_array_length(j.payload -> 'args') ELSE 0 END,"
+    "        THEN jsonb_array_length(j.payload -> 'args') ELSE 0 END AS nargs,"
     "   CASE WHEN jsonb_typeof(j.payload -> 'args') = 'array' THEN"
     "     (SELECT string_agg(replace(replace(a.v, '\\', '\\\\'), E'\\n', '\\n'), E'\\n' ORDER BY a.n)"
-    "        FROM jsonb_array_elements_text(j.payload -> 'args') WITH ORDINALITY AS a(v, n)) END,"
+    "        FROM jsonb_array_elements_text(j.payload -> 'args') WITH ORDINALITY AS a(v, n)) END"
+    "     AS args,"
     "   CASE WHEN jsonb_typeof(j.payload) = 'object' AND j.payload ? 'args' AND"
     "     (jsonb_typeof(j.payload -> 'args') <> 'array' OR EXISTS (SELECT 1 FROM"
     "       jsonb_array_elements(j.payload -> 'args') e WHERE jsonb_typeof(e) <> 'string'))"
-    "   THEN 'payload \"args\" is not an array of strings' END";
+    "   THEN 'payload \"args\" is not an array of strings' END AS args_error)"
+    " SELECT 'l', l.* FROM l"
+    " UNION ALL SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u";
 
 /* Leases not extended in time: the attempt is counted as lost, and the job
  * is ready again (first in line: run_at is kept), or dead when that was its
@@ -116,30 +155,6 @@ static const char SQL_HEARTBEAT[] =
     "     concurrency = excluded.concurrency, running = excluded.running,"
     "     queues = excluded.queues, version = excluded.version)"
     " SELECT id FROM l";
-
-/* Write a batch of outcomes ($1: a JSON array of objects), each fenced by
- * its lease token; returns the ids accepted.  'release' hands a job back
- * at shutdown without counting the attempt. */
-static const char SQL_OUTCOMES[] =
-    "WITH o AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS o(id bigint, token bigint,"
-    "   outcome text, delay_ms bigint, exit_code int, signal int, result text, error text)),"
-    " u AS (UPDATE pgjobd.jobs j SET"
-    "   state = CASE o.outcome WHEN 'done' THEN 'done' WHEN 'dead' THEN 'dead' ELSE 'ready' END,"
-    "   attempts = CASE WHEN o.outcome = 'release' THEN j.attempts - 1 ELSE j.attempts END,"
-    "   run_at = CASE WHEN o.outcome = 'retry' THEN now() + o.delay_ms * interval '1 ms'"
-    "            ELSE j.run_at END,"
-    "   finished_at = CASE WHEN o.outcome IN ('done', 'dead') THEN now() END,"
-    "   exit_code = CASE WHEN o.outcome = 'release' THEN j.exit_code ELSE o.exit_code END,"
-    "   result = CASE WHEN o.outcome = 'release' THEN j.result ELSE o.result END,"
-    "   last_error = CASE WHEN o.outcome IN ('retry', 'dead') THEN o.error ELSE j.last_error END,"
-    "   lease_token = NULL, lease_expires_at = NULL"
-    "  FROM o WHERE j.id = o.id AND j.lease_token = o.token"
-    "  RETURNING j.id, j.attempts, j.started_at),"
-    " a AS (INSERT INTO pgjobd.attempts"
-    "   (job_id, attempt, worker, started_at, outcome, exit_code, signal, error)"
-    "  SELECT u.id, u.attempts, $2, u.started_at, o.outcome, o.exit_code, o.signal, o.error"
-    "    FROM u JOIN o ON o.id = u.id WHERE o.outcome <> 'release')"
-    " SELECT id FROM u";
 
 static const char SQL_DEREGISTER[] = "DELETE FROM pgjobd.workers WHERE name = $1";
 
@@ -200,8 +215,11 @@ struct daemon {
 	struct jobq finished; /* outcome not yet sent */
 	struct jobq writing;  /* outcome in flight */
 	int nrunning;
-	bool leasing, lease_again, rescuing, hb_inflight, deregistered, schema_checked;
-	int lease_limit;      /* jobs the lease in flight asked for */
+	bool exchanging;      /* SQL_LEASE or SQL_OUTCOMES in flight */
+	bool exchange_again;  /* something came up while it was */
+	int lease_limit;      /* jobs it asked for (0: outcomes only) */
+	struct conf *lease_conf; /* the config it leased for */
+	bool rescuing, hb_inflight, deregistered, schema_checked;
 	unsigned hb_gen;
 	int signals;          /* SIGTERM/SIGINT received */
 	bool status_dirty;
@@ -213,8 +231,7 @@ struct daemon {
 	ev_signal sigterm, sigint, sighup;
 };
 
-static void lease(struct daemon *d);
-static void write_outcomes(struct daemon *d);
+static void exchange(struct daemon *d);
 static void check_stopped(struct daemon *d);
 
 /* ---- small helpers ---- */
@@ -448,7 +465,7 @@ wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	memmove(d->wakes, d->wakes + n, (size_t)(d->nwakes - n) * sizeof d->wakes[0]);
 	d->nwakes -= n;
 	arm_wake(d);
-	lease(d);
+	exchange(d);
 }
 
 static void
@@ -463,12 +480,11 @@ count_outcome(struct daemon *d, const char *outcome)
 	update_status(d);
 }
 
-/* Queue J's outcome for the next batch write. */
+/* Queue J's outcome for the next exchange. */
 static void
 finish(struct daemon *d, struct job *j)
 {
 	TAILQ_INSERT_TAIL(&d->finished, j, link);
-	write_outcomes(d);
 }
 
 static void
@@ -503,7 +519,7 @@ spawn_done(const struct spawn_result *r, void *arg)
 		log_outcome(j, j->kill == KILL_CANCEL ? "cancelled" : "lost", r->duration_ms,
 		    j->kill == KILL_CANCEL ? "(handler killed)" : "(lease gone; handler killed)");
 		job_free(j);
-		lease(d);
+		exchange(d);
 		check_stopped(d);
 		return;
 	}
@@ -555,7 +571,7 @@ spawn_done(const struct spawn_result *r, void *arg)
 	}
 	log_outcome(j, j->outcome, r->duration_ms, detail);
 	finish(d, j);
-	lease(d);
+	exchange(d);
 	check_stopped(d);
 }
 
@@ -668,99 +684,6 @@ requeue_writing(struct daemon *d)
 	}
 }
 
-static void
-outcomes_done(void *arg, PGresult *res)
-{
-	struct daemon *d = arg;
-	char msg[512];
-	struct job *j;
-
-	if (!res) {
-		/* Connection lost: maybe written, maybe not.  Writing again is
-		 * safe: a repeat finds the token cleared and changes nothing. */
-		requeue_writing(d);
-		return;
-	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_errx("writing job outcomes failed, will retry: %s", pq_error(res, msg, sizeof msg));
-		requeue_writing(d);
-		ev_timer_set(&d->write_retry, RETRY_WRITE_SECONDS, 0.);
-		ev_timer_start(d->loop, &d->write_retry);
-		return;
-	}
-	while ((j = TAILQ_FIRST(&d->writing)) != NULL) {
-		bool accepted = false;
-		for (int i = 0; i < PQntuples(res) && !accepted; i++)
-			accepted = strtoll(PQgetvalue(res, i, 0), NULL, 10) == j->id;
-		/* Counted once written: a refused outcome did not happen. */
-		if (accepted) {
-			count_outcome(d, j->outcome);
-			if (!strcmp(j->outcome, "retry"))
-				wake_at(d, j->delay_ms);
-		} else
-			log_warnx("job %" PRId64 " outcome %s refused: its lease is no longer current "
-				  "(expired and taken over, or cancelled)",
-			    j->id, j->outcome);
-		TAILQ_REMOVE(&d->writing, j, link);
-		job_free(j);
-	}
-	write_outcomes(d);
-	/* A lease held back for these outcomes goes out behind them. */
-	if (d->lease_again && !d->leasing) {
-		d->lease_again = false;
-		lease(d);
-	}
-	check_stopped(d);
-}
-
-/* Send everything finished since the last write as one statement. */
-static void
-write_outcomes(struct daemon *d)
-{
-	struct buf b = {0};
-	struct job *j;
-	const char *params[2];
-
-	if (!TAILQ_EMPTY(&d->writing) || TAILQ_EMPTY(&d->finished) || !db_is_up(d->db) ||
-	    ev_is_active(&d->write_retry))
-		return;
-	buf_add(&b, "[", 1);
-	TAILQ_FOREACH(j, &d->finished, link) {
-		buf_printf(&b, "%s{\"id\":%" PRId64 ",\"token\":%" PRId64 ",\"outcome\":\"%s\"",
-		    j == TAILQ_FIRST(&d->finished) ? "" : ",", j->id, j->token, j->outcome);
-		buf_printf(&b, ",\"delay_ms\":%" PRId64, j->delay_ms);
-		if (j->has_exit)
-			buf_printf(&b, ",\"exit_code\":%d", j->exit_code);
-		if (j->signal)
-			buf_printf(&b, ",\"signal\":%d", j->signal);
-		if (j->result) {
-			buf_add(&b, ",\"result\":", 10);
-			buf_json_string(&b, j->result);
-		}
-		if (j->error && *j->error) {
-			buf_add(&b, ",\"error\":", 9);
-			buf_json_string(&b, j->error);
-		}
-		buf_add(&b, "}", 1);
-	}
-	buf_add(&b, "]", 1);
-	params[0] = b.p;
-	params[1] = d->name;
-	if (db_query(d->db, SQL_OUTCOMES, 2, params, outcomes_done, d))
-		TAILQ_CONCAT(&d->writing, &d->finished, link);
-	free(b.p);
-}
-
-static void
-write_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	write_outcomes(w->data);
-}
-
-/* ---- leasing ---- */
-
 static int
 running_of_type(struct daemon *d, const char *type)
 {
@@ -773,88 +696,140 @@ running_of_type(struct daemon *d, const char *type)
 	return n;
 }
 
+/* The outcomes of the batch in flight: accepted ('o' rows) or refused. */
 static void
-lease_done(void *arg, PGresult *res)
+outcomes_written(struct daemon *d, PGresult *res)
 {
-	struct conf *conf = arg;
-	char msg[512];
-	struct daemon *d = ev_userdata(EV_DEFAULT);
-	int n;
+	struct job *j;
 
-	d->leasing = false;
-	if (!res) {
-		conf_unref(conf);
-		return;
+	while ((j = TAILQ_FIRST(&d->writing)) != NULL) {
+		bool accepted = false;
+		for (int i = 0; i < PQntuples(res) && !accepted; i++)
+			accepted = *PQgetvalue(res, i, 0) == 'o' &&
+				   strtoll(PQgetvalue(res, i, 1), NULL, 10) == j->id;
+		/* Counted once written: a refused outcome did not happen. */
+		if (accepted) {
+			count_outcome(d, j->outcome);
+			if (!strcmp(j->outcome, "retry"))
+				wake_at(d, j->delay_ms);
+		} else {
+			log_warnx("job %" PRId64 " outcome %s refused: its lease is no longer current "
+				  "(expired and taken over, or cancelled)",
+			    j->id, j->outcome);
+		}
+		TAILQ_REMOVE(&d->writing, j, link);
+		job_free(j);
 	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_errx("leasing jobs failed: %s", pq_error(res, msg, sizeof msg));
-		conf_unref(conf);
-		return;
-	}
-	n = PQntuples(res);
-	for (int i = 0; i < n; i++) {
-		struct job *j = xcalloc(1, sizeof *j);
+}
 
-		j->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		j->token = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		j->type = xstrdup(PQgetvalue(res, i, 2));
-		j->queue = xstrdup(PQgetvalue(res, i, 3));
-		j->attempt = atoi(PQgetvalue(res, i, 4));
+/* The jobs leased ('l' rows), run with the config they were leased for;
+ * returns how many. */
+static int
+jobs_leased(struct daemon *d, PGresult *res, struct conf *conf)
+{
+	int n = 0;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct job *j;
+
+		if (*PQgetvalue(res, i, 0) != 'l')
+			continue;
+		n++;
+		j = xcalloc(1, sizeof *j);
+		j->id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		j->token = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		j->type = xstrdup(PQgetvalue(res, i, 3));
+		j->queue = xstrdup(PQgetvalue(res, i, 4));
+		j->attempt = atoi(PQgetvalue(res, i, 5));
 		j->conf = conf;
 		conf->refs++;
 		j->h = cfg_handler(conf->cfg, j->type);
-		j->max_attempts = PQgetisnull(res, i, 5) ? j->h->max_attempts : atoi(PQgetvalue(res, i, 5));
-		j->timeout_ms = PQgetisnull(res, i, 6) ? j->h->timeout_ms
-						       : strtoll(PQgetvalue(res, i, 6), NULL, 10);
-		j->payload = xstrdup(PQgetvalue(res, i, 7));
+		j->max_attempts = PQgetisnull(res, i, 6) ? j->h->max_attempts : atoi(PQgetvalue(res, i, 6));
+		j->timeout_ms = PQgetisnull(res, i, 7) ? j->h->timeout_ms
+						       : strtoll(PQgetvalue(res, i, 7), NULL, 10);
+		j->payload = xstrdup(PQgetvalue(res, i, 8));
 		if (d->state != D_RUNNING) {
 			/* Leased while a stop began: hand it straight back. */
 			j->outcome = "release";
 			TAILQ_INSERT_TAIL(&d->finished, j, link);
 			continue;
 		}
-		start_job(d, j, atoi(PQgetvalue(res, i, 8)),
-		    PQgetisnull(res, i, 9) ? NULL : PQgetvalue(res, i, 9),
-		    PQgetisnull(res, i, 10) ? NULL : PQgetvalue(res, i, 10));
+		start_job(d, j, atoi(PQgetvalue(res, i, 9)),
+		    PQgetisnull(res, i, 10) ? NULL : PQgetvalue(res, i, 10),
+		    PQgetisnull(res, i, 11) ? NULL : PQgetvalue(res, i, 11));
 	}
-	conf_unref(conf);
-	write_outcomes(d);
-	/* A full batch may have left more behind; a NOTIFY may have come in
-	 * while this lease was in flight.  (A short batch took all there was:
-	 * asking again would only delay the next NOTIFY's lease.) */
-	if (d->lease_again || n >= d->lease_limit) {
-		d->lease_again = false;
-		lease(d);
-	}
+	return n;
 }
 
-/* Lease as many jobs as there are free slots, in one statement. */
 static void
-lease(struct daemon *d)
+exchange_done(void *arg, PGresult *res)
+{
+	struct daemon *d = arg;
+	struct conf *conf = d->lease_conf;
+	bool had_outcomes = !TAILQ_EMPTY(&d->writing);
+	char msg[512];
+	int leased;
+
+	d->exchanging = false;
+	d->lease_conf = NULL;
+	if (!res) {
+		/* Connection lost: maybe committed, maybe not.  Sending the
+		 * outcomes again is safe: a repeat finds the token cleared and
+		 * changes nothing.  A lease whose reply was lost expires. */
+		requeue_writing(d);
+		conf_unref(conf);
+		return;
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_errx("%s failed, will retry: %s",
+		    had_outcomes ? "writing job outcomes" : "leasing jobs", pq_error(res, msg, sizeof msg));
+		requeue_writing(d);
+		conf_unref(conf);
+		if (had_outcomes) {
+			ev_timer_set(&d->write_retry, RETRY_WRITE_SECONDS, 0.);
+			ev_timer_start(d->loop, &d->write_retry);
+		}
+		return;
+	}
+	outcomes_written(d, res);
+	leased = conf ? jobs_leased(d, res, conf) : 0;
+	conf_unref(conf);
+	/* Again when outcomes finished meanwhile, when a NOTIFY came in while
+	 * this was in flight, or after a full batch (more may be waiting); a
+	 * short batch took all there was. */
+	if (!TAILQ_EMPTY(&d->finished) || d->exchange_again ||
+	    (d->lease_limit > 0 && leased >= d->lease_limit))
+		exchange(d);
+	check_stopped(d);
+}
+
+/*
+ * The one statement that changes jobs: the outcomes finished since the last
+ * one, and a lease of as many jobs as there are free slots (per type within
+ * its cap), in one transaction; outcomes alone when nothing may be leased
+ * (stopping, or no slot free).  One at a time: what comes up meanwhile goes
+ * into the next.
+ */
+static void
+exchange(struct daemon *d)
 {
 	struct cfg *c = cur(d);
 	int free_slots = c->concurrency - d->nrunning, ntypes = 0;
 	char **types, lease_ms[32], limit[32];
-	struct buf tb = {0}, fb = {0}, qb = {0};
-	const char *params[6];
+	struct buf out = {0}, tb = {0}, fb = {0}, qb = {0};
+	struct job *j;
+	const char *params[7];
 
-	if (d->state != D_RUNNING || !db_is_up(d->db) || free_slots <= 0)
+	if (!db_is_up(d->db) || ev_is_active(&d->write_retry))
 		return;
-	if (d->leasing || d->rescuing) {
-		d->lease_again = true;
-		return;
-	}
-	/* An outcome not yet sent keeps its job 'running' in the database.
-	 * Statements run in order, so lease behind it: otherwise the
-	 * database shows a type above its cap (and this worker above its
-	 * concurrency) until the outcome catches up. */
-	if (!TAILQ_EMPTY(&d->finished)) {
-		d->lease_again = true;
+	if (d->exchanging || d->rescuing) {
+		d->exchange_again = true;
 		return;
 	}
+	d->exchange_again = false;
 	types = xcalloc((size_t)c->nhandlers + 1, sizeof *types);
 	buf_add(&fb, "{", 1);
-	for (int i = 0; i < c->nhandlers; i++) {
+	for (int i = 0; d->state == D_RUNNING && free_slots > 0 && i < c->nhandlers; i++) {
 		const struct cfg_handler *h = &c->handlers[i];
 		int n = free_slots;
 		if (h->concurrency > 0 && h->concurrency - running_of_type(d, h->type) < n)
@@ -865,6 +840,28 @@ lease(struct daemon *d)
 		types[ntypes++] = h->type;
 	}
 	buf_add(&fb, "}", 1);
+
+	buf_add(&out, "[", 1);
+	TAILQ_FOREACH(j, &d->finished, link) {
+		buf_printf(&out, "%s{\"id\":%" PRId64 ",\"token\":%" PRId64 ",\"outcome\":\"%s\"",
+		    j == TAILQ_FIRST(&d->finished) ? "" : ",", j->id, j->token, j->outcome);
+		buf_printf(&out, ",\"delay_ms\":%" PRId64, j->delay_ms);
+		if (j->has_exit)
+			buf_printf(&out, ",\"exit_code\":%d", j->exit_code);
+		if (j->signal)
+			buf_printf(&out, ",\"signal\":%d", j->signal);
+		if (j->result) {
+			buf_add(&out, ",\"result\":", 10);
+			buf_json_string(&out, j->result);
+		}
+		if (j->error && *j->error) {
+			buf_add(&out, ",\"error\":", 9);
+			buf_json_string(&out, j->error);
+		}
+		buf_add(&out, "}", 1);
+	}
+	buf_add(&out, "]", 1);
+
 	if (ntypes > 0) {
 		buf_name_array(&tb, types, ntypes);
 		buf_name_array(&qb, c->queues, c->nqueues);
@@ -876,17 +873,36 @@ lease(struct daemon *d)
 		params[3] = fb.p;
 		params[4] = limit;
 		params[5] = lease_ms;
-		d->conf->refs++; /* the jobs are run with the config they were leased for */
-		if (db_query(d->db, SQL_LEASE, 6, params, lease_done, d->conf)) {
-			d->leasing = true;
+		params[6] = out.p;
+		if (db_query(d->db, SQL_LEASE, 7, params, exchange_done, d)) {
+			d->exchanging = true;
 			d->lease_limit = free_slots;
-		} else
-			conf_unref(d->conf);
+			d->lease_conf = d->conf;
+			d->conf->refs++;
+		}
+	} else if (!TAILQ_EMPTY(&d->finished)) {
+		params[0] = out.p;
+		params[1] = d->name;
+		if (db_query(d->db, SQL_OUTCOMES, 2, params, exchange_done, d)) {
+			d->exchanging = true;
+			d->lease_limit = 0;
+		}
 	}
+	if (d->exchanging)
+		TAILQ_CONCAT(&d->writing, &d->finished, link);
 	free(types);
+	free(out.p);
 	free(tb.p);
 	free(fb.p);
 	free(qb.p);
+}
+
+static void
+write_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	exchange(w->data);
 }
 
 static void
@@ -905,7 +921,7 @@ rescue_done(void *arg, PGresult *res)
 			    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 			    PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
 	if (res)
-		lease(d);
+		exchange(d);
 }
 
 /* Expired leases first, so that their jobs can be leased right after. */
@@ -948,7 +964,7 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	rescue(d);
-	lease(d);
+	exchange(d);
 }
 
 /* ---- heartbeats ---- */
@@ -1100,9 +1116,8 @@ db_up(void *arg, int schema_version)
 	}
 	update_status(d);
 	heartbeat(d); /* registers the worker, re-checks leases after an outage */
-	write_outcomes(d);
 	rescue(d);
-	lease(d);
+	exchange(d);
 	check_stopped(d);
 }
 
@@ -1111,7 +1126,7 @@ db_down(void *arg)
 {
 	struct daemon *d = arg;
 
-	d->leasing = d->rescuing = d->hb_inflight = false;
+	d->exchanging = d->rescuing = d->hb_inflight = false;
 	update_status(d);
 }
 
@@ -1132,7 +1147,7 @@ db_notify(void *arg, const char *channel, const char *payload)
 	}
 	for (int i = 0; i < c->nqueues; i++)
 		if (!strcmp(payload, c->queues[i])) {
-			lease(d);
+			exchange(d);
 			return;
 		}
 }
@@ -1181,7 +1196,7 @@ check_stopped(struct daemon *d)
 		ev_timer_start(d->loop, &d->flush);
 		update_status(d);
 	}
-	write_outcomes(d);
+	exchange(d);
 	/* The worker row goes last, after its outcomes. */
 	if (TAILQ_EMPTY(&d->finished) && TAILQ_EMPTY(&d->writing) && !d->deregistered &&
 	    !d->hb_inflight && db_is_up(d->db)) {
@@ -1311,7 +1326,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	sd_notifyf("READY=1");
 	update_status(d);
-	lease(d);
+	exchange(d);
 }
 
 /* ---- timers without a better home ---- */
