@@ -24,6 +24,7 @@
 #define HANDLER_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 #define RETRY_WRITE_SECONDS 1.0  /* after a statement error, before trying again */
 #define FLUSH_TIMEOUT_MIN 5.0    /* at stop: how long unwritten outcomes may wait */
+#define EXCHANGE_MAX_BYTES (8 << 20) /* outcomes JSON per statement, about */
 #define WAKES 64                 /* retry times remembered; the poll finds the rest */
 #define WAKE_SLACK 0.02          /* seconds past a retry's run_at before leasing */
 
@@ -804,6 +805,44 @@ exchange_done(void *arg, PGresult *res)
 }
 
 /*
+ * The JSON array of the outcomes at the head of d->finished, up to about
+ * EXCHANGE_MAX_BYTES (at least one); returns how many it holds, and in
+ * *ALL whether that is all of them.
+ */
+static int
+outcomes_json(struct daemon *d, struct buf *out, bool *all)
+{
+	struct job *j;
+	int n = 0;
+
+	buf_add(out, "[", 1);
+	TAILQ_FOREACH(j, &d->finished, link) {
+		if (n > 0 && out->len > EXCHANGE_MAX_BYTES)
+			break;
+		buf_printf(out, "%s{\"id\":%" PRId64 ",\"token\":%" PRId64 ",\"outcome\":\"%s\"",
+		    n ? "," : "", j->id, j->token, j->outcome);
+		buf_printf(out, ",\"delay_ms\":%" PRId64, j->delay_ms);
+		if (j->has_exit)
+			buf_printf(out, ",\"exit_code\":%d", j->exit_code);
+		if (j->signal)
+			buf_printf(out, ",\"signal\":%d", j->signal);
+		if (j->result) {
+			buf_add(out, ",\"result\":", 10);
+			buf_json_string(out, j->result);
+		}
+		if (j->error && *j->error) {
+			buf_add(out, ",\"error\":", 9);
+			buf_json_string(out, j->error);
+		}
+		buf_add(out, "}", 1);
+		n++;
+	}
+	buf_add(out, "]", 1);
+	*all = j == NULL;
+	return n;
+}
+
+/*
  * The one statement that changes jobs: the outcomes finished since the last
  * one, and a lease of as many jobs as there are free slots (per type within
  * its cap), in one transaction; outcomes alone when nothing may be leased
@@ -814,7 +853,8 @@ static void
 exchange(struct daemon *d)
 {
 	struct cfg *c = cur(d);
-	int free_slots = c->concurrency - d->nrunning, ntypes = 0;
+	int free_slots = c->concurrency - d->nrunning, ntypes = 0, nout;
+	bool all;
 	char **types, lease_ms[32], limit[32];
 	struct buf out = {0}, tb = {0}, fb = {0}, qb = {0};
 	struct job *j;
@@ -841,26 +881,9 @@ exchange(struct daemon *d)
 	}
 	buf_add(&fb, "}", 1);
 
-	buf_add(&out, "[", 1);
-	TAILQ_FOREACH(j, &d->finished, link) {
-		buf_printf(&out, "%s{\"id\":%" PRId64 ",\"token\":%" PRId64 ",\"outcome\":\"%s\"",
-		    j == TAILQ_FIRST(&d->finished) ? "" : ",", j->id, j->token, j->outcome);
-		buf_printf(&out, ",\"delay_ms\":%" PRId64, j->delay_ms);
-		if (j->has_exit)
-			buf_printf(&out, ",\"exit_code\":%d", j->exit_code);
-		if (j->signal)
-			buf_printf(&out, ",\"signal\":%d", j->signal);
-		if (j->result) {
-			buf_add(&out, ",\"result\":", 10);
-			buf_json_string(&out, j->result);
-		}
-		if (j->error && *j->error) {
-			buf_add(&out, ",\"error\":", 9);
-			buf_json_string(&out, j->error);
-		}
-		buf_add(&out, "}", 1);
-	}
-	buf_add(&out, "]", 1);
+	nout = outcomes_json(d, &out, &all);
+	if (!all)
+		ntypes = 0; /* outcomes left behind: lease after them, next time */
 
 	if (ntypes > 0) {
 		buf_name_array(&tb, types, ntypes);
@@ -880,7 +903,7 @@ exchange(struct daemon *d)
 			d->lease_conf = d->conf;
 			d->conf->refs++;
 		}
-	} else if (!TAILQ_EMPTY(&d->finished)) {
+	} else if (nout > 0) {
 		params[0] = out.p;
 		params[1] = d->name;
 		if (db_query(d->db, SQL_OUTCOMES, 2, params, exchange_done, d)) {
@@ -888,8 +911,12 @@ exchange(struct daemon *d)
 			d->lease_limit = 0;
 		}
 	}
-	if (d->exchanging)
-		TAILQ_CONCAT(&d->writing, &d->finished, link);
+	/* What it carries is in flight now. */
+	for (int i = 0; d->exchanging && i < nout; i++) {
+		j = TAILQ_FIRST(&d->finished);
+		TAILQ_REMOVE(&d->finished, j, link);
+		TAILQ_INSERT_TAIL(&d->writing, j, link);
+	}
 	free(types);
 	free(out.p);
 	free(tb.p);
