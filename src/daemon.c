@@ -1151,10 +1151,8 @@ db_up(void *arg, int schema_version)
 static void
 db_down(void *arg)
 {
-	struct daemon *d = arg;
-
-	d->exchanging = d->rescuing = d->hb_inflight = false;
-	update_status(d);
+	/* Every statement in flight has had its callback, with NULL. */
+	update_status(arg);
 }
 
 static void
@@ -1199,8 +1197,10 @@ deregister_done(void *arg, PGresult *res)
 	struct daemon *d = arg;
 	char msg[512];
 
-	if (!res)
+	if (!res) {
+		d->hb_inflight = false; /* lost: try again once reconnected */
 		return;
+	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_warnx("removing the worker row failed: %s", pq_error(res, msg, sizeof msg));
 	d->deregistered = true;
