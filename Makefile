@@ -25,19 +25,21 @@ CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
 B := build
 VERSION := $(shell cat src/VERSION)
 
-DAEMON_OBJS := main.o log.o cfg.o migrate.o migrations.o db.o daemon.o sdnotify.o spawn.o tail.o
+DAEMON_OBJS := main.o log.o xmalloc.o buf.o cfg.o migrate.o migrations.o stmts.o db.o daemon.o \
+               sdnotify.o spawn.o tail.o
 SQL := $(sort $(wildcard sql/*.sql))
+STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops
-check_cfg_OBJS := cfg.o
-check_sql_OBJS :=
+check_cfg_OBJS := cfg.o xmalloc.o
+check_sql_OBJS := stmts.o
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
 check_spawn_OBJS := spawn.o tail.o
 check_daemon_OBJS :=
 check_notify_OBJS :=
-check_ops_OBJS := cfg.o
+check_ops_OBJS := cfg.o xmalloc.o
 
 .PHONY: all deps check demo bench install uninstall clean format
 all: deps $(B)/pgjobd
@@ -49,16 +51,21 @@ $(B) $(B)/asan:
 	@mkdir -p $@
 
 $(B)/migrations.c: $(SQL) src/mksql.sh | $(B)
-	src/mksql.sh $(SQL) > $@.tmp && mv $@.tmp $@
+	src/mksql.sh migrations $(SQL) > $@.tmp && mv $@.tmp $@
+$(B)/stmts.c: $(STMT_SQL) src/mksql.sh | $(B)
+	src/mksql.sh stmts $(STMT_SQL) > $@.tmp && mv $@.tmp $@
+$(B)/stmts.h: $(STMT_SQL) src/mksql.sh | $(B)
+	src/mksql.sh stmts-h $(STMT_SQL) > $@.tmp && mv $@.tmp $@
 
-$(B)/%.o: src/%.c | $(B)
-	$(CC) $(STD) $(CFLAGS) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -MMD -MP -c -o $@ $<
-$(B)/asan/%.o: src/%.c | $(B)/asan
-	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -MMD -MP -c -o $@ $<
-$(B)/migrations.o: $(B)/migrations.c
-	$(CC) $(STD) $(CFLAGS) $(WARN) -iquote src -c -o $@ $<
-$(B)/asan/migrations.o: $(B)/migrations.c | $(B)/asan
-	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -iquote src -c -o $@ $<
+# Every object may include the generated stmts.h (order-only: -MMD tracks it after).
+$(B)/%.o: src/%.c | $(B) $(B)/stmts.h
+	$(CC) $(STD) $(CFLAGS) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -iquote $(B) -MMD -MP -c -o $@ $<
+$(B)/asan/%.o: src/%.c | $(B)/asan $(B)/stmts.h
+	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -iquote $(B) -MMD -MP -c -o $@ $<
+$(B)/migrations.o $(B)/stmts.o: $(B)/%.o: $(B)/%.c $(B)/stmts.h
+	$(CC) $(STD) $(CFLAGS) $(WARN) -iquote src -iquote $(B) -c -o $@ $<
+$(B)/asan/migrations.o $(B)/asan/stmts.o: $(B)/asan/%.o: $(B)/%.c $(B)/stmts.h | $(B)/asan
+	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -iquote src -iquote $(B) -c -o $@ $<
 
 $(B)/pgjobd: $(addprefix $(B)/,$(DAEMON_OBJS))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -66,10 +73,10 @@ $(B)/asan/pgjobd: $(addprefix $(B)/asan/,$(DAEMON_OBJS))
 	$(CC) $(SAN) -g -o $@ $^ $(PKG_LIBS)
 
 # tests/testlib.c: cluster connection and process helpers shared by suites.
-$(B)/t_%.o: tests/%.c | $(B)
-	$(CC) $(STD) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -iquote src -iquote tests -MMD -MP -c -o $@ $<
-$(B)/asan/t_%.o: tests/%.c | $(B)/asan
-	$(CC) $(STD) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -iquote src -iquote tests -MMD -MP -c -o $@ $<
+$(B)/t_%.o: tests/%.c | $(B) $(B)/stmts.h
+	$(CC) $(STD) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -iquote src -iquote $(B) -iquote tests -MMD -MP -c -o $@ $<
+$(B)/asan/t_%.o: tests/%.c | $(B)/asan $(B)/stmts.h
+	$(CC) $(STD) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -iquote src -iquote $(B) -iquote tests -MMD -MP -c -o $@ $<
 
 define test_rules
 $(B)/$(1): $(B)/t_$(1).o $(B)/t_testlib.o $(addprefix $(B)/,$($(1)_OBJS))

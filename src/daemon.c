@@ -12,12 +12,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "cfg.h"
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
 #include "sdnotify.h"
 #include "spawn.h"
+#include "stmts.h"
+#include "xmalloc.h"
 
 #define CHANNEL_ENQUEUE "pgjobd_enqueue"
 #define CHANNEL_CANCEL "pgjobd_cancel"
@@ -27,137 +30,6 @@
 #define EXCHANGE_MAX_BYTES (8 << 20) /* outcomes JSON per statement, about */
 #define WAKES 64                 /* retry times remembered; the poll finds the rest */
 #define WAKE_SLACK 0.02          /* seconds past a retry's run_at before leasing */
-
-/*
- * The statements.  Every one is a single statement (its own transaction),
- * takes its values as parameters, and is safe to send again after a lost
- * connection: leases and outcomes are fenced by the lease token.
- */
-
-/*
- * Outcomes ($OUT: a JSON array of objects, or '[]'), each fenced by its
- * lease token, with an attempts row each (worker $W).  'release' hands a
- * job back at shutdown without counting the attempt.  CTEs o, u, a; u holds
- * the ids accepted.
- */
-#define OUTCOMES_CTES(OUT, W)                                                                      \
-	"o AS (SELECT * FROM jsonb_to_recordset(" OUT "::jsonb) AS o(id bigint, token bigint,"    \
-	"   outcome text, delay_ms bigint, exit_code int, signal int, result text, error text)),"  \
-	" u AS (UPDATE pgjobd.jobs j SET"                                                           \
-	"   state = CASE o.outcome WHEN 'done' THEN 'done' WHEN 'dead' THEN 'dead' ELSE 'ready' END," \
-	"   attempts = CASE WHEN o.outcome = 'release' THEN j.attempts - 1 ELSE j.attempts END,"    \
-	"   run_at = CASE WHEN o.outcome = 'retry' THEN now() + o.delay_ms * interval '1 ms'"       \
-	"            ELSE j.run_at END,"                                                            \
-	"   finished_at = CASE WHEN o.outcome IN ('done', 'dead') THEN now() END,"                  \
-	"   exit_code = CASE WHEN o.outcome = 'release' THEN j.exit_code ELSE o.exit_code END,"     \
-	"   result = CASE WHEN o.outcome = 'release' THEN j.result ELSE o.result END,"              \
-	"   last_error = CASE WHEN o.outcome IN ('retry', 'dead') THEN o.error"                     \
-	"                ELSE j.last_error END,"                                                    \
-	"   lease_token = NULL, lease_expires_at = NULL"                                            \
-	"  FROM o WHERE j.id = o.id AND j.lease_token = o.token"                                    \
-	"  RETURNING j.id, j.attempts, j.started_at),"                                              \
-	" a AS (INSERT INTO pgjobd.attempts"                                                        \
-	"   (job_id, attempt, worker, started_at, outcome, exit_code, signal, error)"               \
-	"  SELECT u.id, u.attempts, " W ", u.started_at, o.outcome, o.exit_code, o.signal, o.error" \
-	"    FROM u JOIN o ON o.id = u.id WHERE o.outcome <> 'release')"
-
-/* Outcomes only (when there is nothing to lease).  Rows: ('o', id) for
- * each outcome accepted. */
-static const char SQL_OUTCOMES[] =
-    "WITH " OUTCOMES_CTES("$1", "$2") " SELECT 'o', id FROM u";
-
-/*
- * The usual exchange: the outcomes finished since the last one ($7), and in
- * the same transaction a lease of up to $5 jobs: due ready rows of the
- * served queues ($2), for each mapped type ($3) at most its free slots
- * ($4), in priority, run_at, id order.  One transaction keeps the database
- * right about caps and concurrency: the slots a lease fills are the ones
- * its outcomes free.  One index probe per (queue, type) (jobs_ready_idx
- * leads with them), each locking at most that type's free slots, so a type
- * at its cap or with a large backlog never crowds out the others; rows
- * locked but not picked are let go at commit.  Expiry comes from the
- * database's clock.  Rows: ('o', id) per outcome accepted, ('l', ...) per
- * job leased.
- */
-static const char SQL_LEASE[] =
-    "WITH " OUTCOMES_CTES("$7", "$1") ","
-    " h AS (SELECT * FROM unnest($3::text[], $4::int[]) AS h(type, free)),"
-    " c AS (SELECT l.id, l.priority, l.run_at, h.free,"
-    "   row_number() OVER (PARTITION BY h.type ORDER BY l.priority, l.run_at, l.id) AS rn"
-    "   FROM h CROSS JOIN unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL ("
-    "     SELECT j.id, j.priority, j.run_at FROM pgjobd.jobs j"
-    "      WHERE j.state = 'ready' AND j.queue = q.queue AND j.type = h.type"
-    "        AND j.run_at <= now()"
-    "      ORDER BY j.priority, j.run_at, j.id"
-    "      LIMIT h.free FOR UPDATE SKIP LOCKED) l),"
-    " p AS (SELECT id FROM c WHERE rn <= free ORDER BY priority, run_at, id LIMIT $5::int),"
-    " l AS (UPDATE pgjobd.jobs j"
-    "    SET state = 'running', attempts = j.attempts + 1, worker = $1,"
-    "        started_at = now(), finished_at = NULL,"
-    "        lease_token = nextval('pgjobd.lease_token_seq'),"
-    "        lease_expires_at = now() + $6::bigint * interval '1 ms'"
-    "   FROM p WHERE j.id = p.id"
-    " RETURNING j.id, j.lease_token, j.type, j.queue, j.attempts, j.max_attempts,"
-    "   (extract(epoch FROM j.timeout) * 1000)::bigint AS timeout_ms, j.payload::text AS payload,"
-    /* args_from_payload: the strings of payload's "args", each with \ and
-     * newline escaped, joined by newlines; or why they are unusable. */
-    "   CASE WHEN jsonb_typeof(j.payload -> 'args') = 'array'"
-    "        THEN jsonb_array_length(j.payload -> 'args') ELSE 0 END AS nargs,"
-    "   CASE WHEN jsonb_typeof(j.payload -> 'args') = 'array' THEN"
-    "     (SELECT string_agg(replace(replace(a.v, '\\', '\\\\'), E'\\n', '\\n'), E'\\n' ORDER BY a.n)"
-    "        FROM jsonb_array_elements_text(j.payload -> 'args') WITH ORDINALITY AS a(v, n)) END"
-    "     AS args,"
-    "   CASE WHEN jsonb_typeof(j.payload) = 'object' AND j.payload ? 'args' AND"
-    "     (jsonb_typeof(j.payload -> 'args') <> 'array' OR EXISTS (SELECT 1 FROM"
-    "       jsonb_array_elements(j.payload -> 'args') e WHERE jsonb_typeof(e) <> 'string'))"
-    "   THEN 'payload \"args\" is not an array of strings' END AS args_error)"
-    " SELECT 'l', l.* FROM l"
-    " UNION ALL SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u";
-
-/* Leases not extended in time: the attempt is counted as lost, and the job
- * is ready again (first in line: run_at is kept), or dead when that was its
- * last attempt.  Only jobs this daemon could run ($1 queues, $2 types with
- * their max_attempts $3). */
-static const char SQL_RESCUE[] =
-    "WITH h AS (SELECT * FROM unnest($2::text[], $3::int[]) AS h(type, max_attempts)),"
-    " l AS (SELECT j.id FROM pgjobd.jobs j"
-    "        WHERE j.state = 'running' AND j.lease_expires_at < now()"
-    "          AND j.queue = ANY ($1::text[]) AND j.type = ANY ($2::text[])"
-    "        FOR UPDATE SKIP LOCKED),"
-    " u AS (UPDATE pgjobd.jobs j"
-    "   SET state = CASE WHEN j.attempts >= coalesce(j.max_attempts, h.max_attempts)"
-    "                    THEN 'dead' ELSE 'ready' END,"
-    "       finished_at = CASE WHEN j.attempts >= coalesce(j.max_attempts, h.max_attempts)"
-    "                          THEN now() END,"
-    "       last_error = 'lease expired: worker ' || coalesce(j.worker, '?') ||"
-    "                    ' stopped extending it',"
-    "       lease_token = NULL, lease_expires_at = NULL"
-    "  FROM l, h WHERE j.id = l.id AND h.type = j.type"
-    "  RETURNING j.id, j.attempts, j.worker, j.started_at, j.state, j.type),"
-    " a AS (INSERT INTO pgjobd.attempts (job_id, attempt, worker, started_at, outcome, error)"
-    "  SELECT u.id, u.attempts, u.worker, u.started_at, 'lost', 'lease expired' FROM u)"
-    " SELECT u.id, u.type, u.attempts, u.worker, u.state FROM u";
-
-/* Extend every lease this daemon holds, fenced by token, and keep the
- * worker row current (this is also the registration).  Returns the jobs
- * whose lease is still ours. */
-static const char SQL_HEARTBEAT[] =
-    "WITH l AS (UPDATE pgjobd.jobs j"
-    "   SET lease_expires_at = now() + $3::bigint * interval '1 ms'"
-    "  FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token)"
-    "  WHERE j.id = l.id AND j.lease_token = l.token"
-    "  RETURNING j.id),"
-    " w AS (INSERT INTO pgjobd.workers AS w"
-    "   (name, host, pid, started_at, last_seen, concurrency, running, queues, version)"
-    "   VALUES ($4, $5, $6::int, to_timestamp($7::double precision), now(), $8::int, $9::int,"
-    "           $10::text[], $11)"
-    "   ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
-    "     started_at = excluded.started_at, last_seen = now(),"
-    "     concurrency = excluded.concurrency, running = excluded.running,"
-    "     queues = excluded.queues, version = excluded.version)"
-    " SELECT id FROM l";
-
-static const char SQL_DEREGISTER[] = "DELETE FROM pgjobd.workers WHERE name = $1";
 
 /* A config and the jobs still running under it. */
 struct conf {
@@ -216,7 +88,7 @@ struct daemon {
 	struct jobq finished; /* outcome not yet sent */
 	struct jobq writing;  /* outcome in flight */
 	int nrunning;
-	bool exchanging;      /* SQL_LEASE or SQL_OUTCOMES in flight */
+	bool exchanging;      /* stmt_exchange or SQL_OUTCOMES in flight */
 	bool exchange_again;  /* something came up while it was */
 	int lease_limit;      /* jobs it asked for (0: outcomes only) */
 	struct conf *lease_conf; /* the config it leased for */
@@ -236,91 +108,6 @@ static void exchange(struct daemon *d);
 static void check_stopped(struct daemon *d);
 
 /* ---- small helpers ---- */
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (!p)
-		fatal("out of memory");
-	return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		fatal("out of memory");
-	return p;
-}
-
-/* A growing string, for array literals and JSON. */
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (!(b->p = realloc(b->p, cap)))
-			fatal("out of memory");
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void PRINTFLIKE(2, 3)
-buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* A JSON string; S is valid UTF-8 without NUL (tail_text guarantees it). */
-static void
-buf_json_string(struct buf *b, const char *s)
-{
-	buf_add(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			buf_add(b, "\\", 1);
-			buf_add(b, s, 1);
-		} else if (c < 0x20) {
-			buf_printf(b, "\\u%04x", c);
-		} else {
-			buf_add(b, s, 1);
-		}
-	}
-	buf_add(b, "\"", 1);
-}
-
-/* A PostgreSQL array literal of names: quoted, since a name may be "NULL";
- * names are [A-Za-z0-9_.:-] only, so nothing needs escaping. */
-static void
-buf_name_array(struct buf *b, char *const *names, int n)
-{
-	buf_add(b, "{", 1);
-	for (int i = 0; i < n; i++)
-		buf_printf(b, "%s\"%s\"", i ? "," : "", names[i]);
-	buf_add(b, "}", 1);
-}
 
 static void
 conf_unref(struct conf *c)
@@ -590,7 +377,7 @@ job_prepare(struct job *j, int nargs, const char *args)
 	for (int i = 0; i < n; i++)
 		j->argv[i] = xstrdup(h->argv[i]);
 	if (h->args_from_payload && nargs > 0) {
-		/* Unescape the "\\" and "\n" of SQL_LEASE, split on newlines. */
+		/* Unescape the "\\" and "\n" of stmt_exchange, split on newlines. */
 		const char *p = args ? args : "";
 		for (int i = 0; i < nargs; i++) {
 			struct buf a = {0};
@@ -897,16 +684,22 @@ exchange(struct daemon *d)
 		params[4] = limit;
 		params[5] = lease_ms;
 		params[6] = out.p;
-		if (db_query(d->db, SQL_LEASE, 7, params, exchange_done, d)) {
+		if (db_query(d->db, stmt_exchange, 7, params, exchange_done, d)) {
 			d->exchanging = true;
 			d->lease_limit = free_slots;
 			d->lease_conf = d->conf;
 			d->conf->refs++;
 		}
 	} else if (nout > 0) {
-		params[0] = out.p;
-		params[1] = d->name;
-		if (db_query(d->db, SQL_OUTCOMES, 2, params, exchange_done, d)) {
+		snprintf(lease_ms, sizeof lease_ms, "%" PRId64, c->lease_ms);
+		params[0] = d->name;
+		params[1] = "{}";
+		params[2] = "{}";
+		params[3] = "{}";
+		params[4] = "0";
+		params[5] = lease_ms;
+		params[6] = out.p;
+		if (db_query(d->db, stmt_exchange, 7, params, exchange_done, d)) {
 			d->exchanging = true;
 			d->lease_limit = 0;
 		}
@@ -975,7 +768,7 @@ rescue(struct daemon *d)
 	params[0] = qb.p;
 	params[1] = tb.p;
 	params[2] = mb.p;
-	if (db_query(d->db, SQL_RESCUE, 3, params, rescue_done, d))
+	if (db_query(d->db, stmt_rescue, 3, params, rescue_done, d))
 		d->rescuing = true;
 	free(types);
 	free(qb.p);
@@ -1098,7 +891,7 @@ heartbeat(struct daemon *d)
 	params[8] = running;
 	params[9] = qb.p;
 	params[10] = PGJOBD_VERSION;
-	if (db_query(d->db, SQL_HEARTBEAT, 11, params, heartbeat_done, d))
+	if (db_query(d->db, stmt_heartbeat, 11, params, heartbeat_done, d))
 		d->hb_inflight = true;
 	free(ids.p);
 	free(tokens.p);
@@ -1228,7 +1021,7 @@ check_stopped(struct daemon *d)
 	if (TAILQ_EMPTY(&d->finished) && TAILQ_EMPTY(&d->writing) && !d->deregistered &&
 	    !d->hb_inflight && db_is_up(d->db)) {
 		d->hb_inflight = true; /* no heartbeat may re-register it */
-		if (!db_query(d->db, SQL_DEREGISTER, 1, params, deregister_done, d))
+		if (!db_query(d->db, stmt_deregister, 1, params, deregister_done, d))
 			d->hb_inflight = false;
 	}
 	stop_loop_if_done(d);
@@ -1381,7 +1174,6 @@ status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 int
 daemon_main(const char *path, struct cfg *cfg)
 {
-	static const char *const channels[] = {CHANNEL_ENQUEUE, CHANNEL_CANCEL, NULL};
 	static const struct db_events events = {db_up, db_down, db_notify};
 	struct daemon *d = xcalloc(1, sizeof *d);
 	struct job *j;
@@ -1444,7 +1236,7 @@ daemon_main(const char *path, struct cfg *cfg)
 		log_warnx("%s: no [handler.TYPE] section: this daemon will lease nothing", path);
 	log_info("pgjobd %s starting: worker %s, config %s", PGJOBD_VERSION, d->name, path);
 
-	d->db = db_new(d->loop, cfg->database, channels, &events, d);
+	d->db = db_new(d->loop, cfg->database, stmt_session, &events, d);
 	ev_run(d->loop, 0);
 
 	/* Stopped: the loop only ends with no handler running. */

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "stmts.h"
+#include "xmalloc.h"
 
 #define DB_CONNECT_TIMEOUT 15.0 /* seconds for PQconnectPoll to finish */
 #define DB_BACKOFF_MIN 0.5
@@ -86,10 +88,8 @@ static void
 push(struct db *db, enum query_kind kind, const char *sql, int nparams, const char *const *params,
     db_cb *cb, void *arg)
 {
-	struct query *q = calloc(1, sizeof *q);
+	struct query *q = xcalloc(1, sizeof *q);
 
-	if (!q)
-		fatal("out of memory");
 	q->kind = kind;
 	q->sql = sql;
 	q->stmt = -1;
@@ -103,10 +103,10 @@ push(struct db *db, enum query_kind kind, const char *sql, int nparams, const ch
 		}
 	}
 	q->nparams = nparams;
-	q->params = calloc((size_t)nparams + 1, sizeof *q->params);
+	q->params = xcalloc((size_t)nparams + 1, sizeof *q->params);
 	for (int i = 0; i < nparams; i++)
-		if (params[i] && !(q->params[i] = strdup(params[i])))
-			fatal("out of memory");
+		if (params[i])
+			q->params[i] = xstrdup(params[i]);
 	q->cb = cb;
 	q->arg = arg;
 	if (db->tail)
@@ -350,7 +350,7 @@ connected(struct db *db)
 	db->conn_gen++; /* nothing is prepared on this connection yet */
 	db->schema_version = -1;
 	/* The setup statements go before anything queued since. */
-	push(db, Q_SIMPLE, "SELECT coalesce(max(version), 0) FROM pgjobd.migrations", 0, NULL,
+	push(db, Q_SIMPLE, stmt_schema_version, 0, NULL,
 	    setup_version_done, db);
 }
 
@@ -413,32 +413,13 @@ db_connect(struct db *db)
 }
 
 struct db *
-db_new(struct ev_loop *loop, const char *conninfo, const char *const *channels,
+db_new(struct ev_loop *loop, const char *conninfo, const char *setup_sql,
     const struct db_events *events, void *arg)
 {
-	struct db *db = calloc(1, sizeof *db);
-	/*
-	 * Plan each prepared statement once, too.  Left to itself the server
-	 * keeps re-planning the lease at every execution (a custom plan looks
-	 * cheaper than the generic one to its estimates), which took 40% of
-	 * the statement's time in make bench; the generic plan is the same
-	 * index probe per (queue, type).
-	 */
-	static const char generic[] = "SET plan_cache_mode = force_generic_plan;";
-	size_t len = sizeof generic;
+	struct db *db = xcalloc(1, sizeof *db);
 
-	if (!db || !(db->conninfo = strdup(conninfo)))
-		fatal("out of memory");
-	for (int i = 0; channels[i]; i++)
-		len += strlen(channels[i]) + 16;
-	db->setup_sql = calloc(1, len);
-	if (!db->setup_sql)
-		fatal("out of memory");
-	memcpy(db->setup_sql, generic, sizeof generic);
-	/* Channel names are the daemon's own constants, never user input. */
-	for (int i = 0; channels[i]; i++)
-		snprintf(db->setup_sql + strlen(db->setup_sql), len - strlen(db->setup_sql),
-		    "LISTEN %s;", channels[i]);
+	db->conninfo = xstrdup(conninfo);
+	db->setup_sql = xstrdup(setup_sql);
 	db->loop = loop;
 	db->events = events;
 	db->arg = arg;

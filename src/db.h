@@ -39,8 +39,9 @@ struct db_events {
 
 typedef void db_cb(void *arg, PGresult *res);
 
-/* CHANNELS: NULL-terminated list to LISTEN on after each connect. */
-struct db *db_new(struct ev_loop *loop, const char *conninfo, const char *const *channels,
+/* SETUP_SQL: sent on every new connection before anything else (its
+ * settings and LISTENs); copied. */
+struct db *db_new(struct ev_loop *loop, const char *conninfo, const char *setup_sql,
     const struct db_events *events, void *arg);
 /* Close the connection; pending callbacks run with NULL. */
 void db_free(struct db *db);

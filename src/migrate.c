@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Key of the advisory lock that serializes migrations ("pgjobd" in ASCII). */
-#define MIGRATE_LOCK_KEY "123666234761828"
+#include "stmts.h"
 
 int
 migrate_latest(void)
@@ -51,7 +50,7 @@ exec_ok(PGconn *conn, const char *sql, ExecStatusType ok_status, const char *wha
 static int
 read_version(PGconn *conn, char *err, size_t errlen)
 {
-	PGresult *res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM pgjobd.migrations");
+	PGresult *res = PQexec(conn, stmt_schema_version);
 	int v = -1;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -81,16 +80,8 @@ migrate_apply(struct pg_conn *conn, char *err, size_t errlen)
 
 	if (!exec_ok(conn, "BEGIN", PGRES_COMMAND_OK, "BEGIN", err, errlen))
 		return -1;
-	/* Quiet the NOTICEs of IF NOT EXISTS; errors still come through. */
-	if (!exec_ok(conn,
-		"SET LOCAL client_min_messages = warning;"
-		"SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ");"
-		"CREATE SCHEMA IF NOT EXISTS pgjobd;"
-		"CREATE TABLE IF NOT EXISTS pgjobd.migrations ("
-		"  version int PRIMARY KEY,"
-		"  name text NOT NULL,"
-		"  applied_at timestamptz NOT NULL DEFAULT now())",
-		PGRES_COMMAND_OK, "preparing the migration", err, errlen))
+	if (!exec_ok(conn, stmt_migrate_prepare, PGRES_COMMAND_OK, "preparing the migration", err,
+		errlen))
 		goto fail;
 	version = read_version(conn, err, errlen);
 	if (version < 0)
@@ -106,7 +97,7 @@ migrate_apply(struct pg_conn *conn, char *err, size_t errlen)
 		if (!exec_ok(conn, m->sql, PGRES_COMMAND_OK, m->name, err, errlen))
 			goto fail;
 		snprintf(vbuf, sizeof vbuf, "%d", m->version);
-		res = PQexecParams(conn, "INSERT INTO pgjobd.migrations (version, name) VALUES ($1, $2)",
+		res = PQexecParams(conn, stmt_migrate_record,
 		    2, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			set_err(err, errlen, "recording the migration", res, conn);

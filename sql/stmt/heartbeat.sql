@@ -1,0 +1,28 @@
+-- The heartbeat: extend every lease this daemon holds, each fenced by its
+-- token, and keep the worker row current (this is also the registration,
+-- so a daemon whose row was removed puts it back).  lease_expires_at is in
+-- no index and no index predicate, so these are HOT updates.
+--
+-- $1 job ids (bigint[])  $2 their lease tokens (bigint[])  $3 lease in ms
+-- $4 worker name  $5 host  $6 pid  $7 started_at (epoch seconds)
+-- $8 concurrency  $9 handlers running  $10 queues (text[])  $11 version
+-- Rows: id of each job whose lease is still ours; a job missing here was
+-- cancelled or expired and taken over, and its handler must be killed.
+WITH l AS (
+  UPDATE pgjobd.jobs j
+     SET lease_expires_at = now() + $3::bigint * interval '1 ms'
+    FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token)
+   WHERE j.id = l.id AND j.lease_token = l.token
+  RETURNING j.id
+),
+w AS (
+  INSERT INTO pgjobd.workers AS w
+    (name, host, pid, started_at, last_seen, concurrency, running, queues, version)
+  VALUES ($4, $5, $6::int, to_timestamp($7::double precision), now(), $8::int, $9::int,
+          $10::text[], $11)
+  ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    started_at = excluded.started_at, last_seen = now(),
+    concurrency = excluded.concurrency, running = excluded.running,
+    queues = excluded.queues, version = excluded.version
+)
+SELECT id FROM l
