@@ -859,9 +859,10 @@ static void
 heartbeat(struct daemon *d)
 {
 	struct cfg *c = cur(d);
-	struct buf ids = {0}, tokens = {0}, qb = {0};
+	struct buf ids = {0}, tokens = {0}, qb = {0}, tb = {0};
 	char lease_ms[32], pid[16], started[32], conc[16], running[16];
-	const char *params[11];
+	char **types;
+	const char *params[12];
 
 	if (!db_is_up(d->db) || d->hb_inflight || d->deregistered)
 		return;
@@ -891,8 +892,15 @@ heartbeat(struct daemon *d)
 	params[8] = running;
 	params[9] = qb.p;
 	params[10] = PGJOBD_VERSION;
-	if (db_query(d->db, stmt_heartbeat, 11, params, heartbeat_done, d))
+	types = xcalloc((size_t)c->nhandlers + 1, sizeof *types);
+	for (int i = 0; i < c->nhandlers; i++)
+		types[i] = c->handlers[i].type;
+	buf_name_array(&tb, types, c->nhandlers);
+	free(types);
+	params[11] = tb.p;
+	if (db_query(d->db, stmt_heartbeat, 12, params, heartbeat_done, d))
 		d->hb_inflight = true;
+	free(tb.p);
 	free(ids.p);
 	free(tokens.p);
 	free(qb.p);

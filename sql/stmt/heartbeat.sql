@@ -6,6 +6,7 @@
 -- $1 job ids (bigint[])  $2 their lease tokens (bigint[])  $3 lease in ms
 -- $4 worker name  $5 host  $6 pid  $7 started_at (epoch seconds)
 -- $8 concurrency  $9 handlers running  $10 queues (text[])  $11 version
+-- $12 the types it maps (text[])
 -- Rows: id of each job whose lease is still ours; a job missing here was
 -- cancelled or expired and taken over, and its handler must be killed.
 WITH l AS (
@@ -17,12 +18,12 @@ WITH l AS (
 ),
 w AS (
   INSERT INTO pgjobd.workers AS w
-    (name, host, pid, started_at, last_seen, concurrency, running, queues, version)
+    (name, host, pid, started_at, last_seen, concurrency, running, queues, version, types)
   VALUES ($4, $5, $6::int, to_timestamp($7::double precision), now(), $8::int, $9::int,
-          $10::text[], $11)
+          $10::text[], $11, $12::text[])
   ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
     started_at = excluded.started_at, last_seen = now(),
     concurrency = excluded.concurrency, running = excluded.running,
-    queues = excluded.queues, version = excluded.version
+    queues = excluded.queues, version = excluded.version, types = excluded.types
 )
 SELECT id FROM l
