@@ -26,14 +26,17 @@ B := build
 VERSION := $(shell cat src/VERSION)
 
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o cfg.o migrate.o migrations.o stmts.o db.o daemon.o \
+               job.o outcome.o exchange.o heartbeat.o rescue.o wake.o \
                sdnotify.o spawn.o tail.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops
+TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn check_daemon check_notify check_ops
 check_cfg_OBJS := cfg.o xmalloc.o
-check_sql_OBJS := stmts.o
+check_sql_OBJS :=
+check_stmt_OBJS := stmts.o
+check_outcome_OBJS := outcome.o cfg.o xmalloc.o
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
 check_spawn_OBJS := spawn.o tail.o

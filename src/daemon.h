@@ -1,11 +1,15 @@
 /*
- * daemon: the worker itself, on one libev loop (the default loop).
+ * daemon: the worker's lifecycle and its loop (the libev default loop):
+ * signals, reload, status, start and stop.
  *
- * Owns the config in force, the running jobs and the finished ones whose
- * outcomes are not yet written; decides when to lease, heartbeat, write
- * outcomes, reload and stop.  Below it: db (the database conversation) and
- * spawn (handler processes), which call back only through the callbacks
- * they were handed.
+ * It owns the config in force and every job it holds a lease for, and
+ * decides in one place, advance(), what happens next: the lifecycle state
+ * (starting, running, draining, killing, flushing, deregistering, done) is
+ * derived from facts (handlers running, outcomes unwritten, database up,
+ * signals, timers), and each database conversation (exchange, heartbeat,
+ * rescue, deregistration) is sent from there when it is idle and has
+ * something to do.  Below it: job (a job's life), the conversations, db
+ * and spawn, which call back only through the hooks they were handed.
  */
 #ifndef PGJOBD_DAEMON_H
 #define PGJOBD_DAEMON_H

@@ -459,3 +459,16 @@ db_query(struct db *db, const char *sql, int nparams, const char *const *params,
 	push(db, Q_EXECUTE, sql, nparams, params, cb, arg);
 	return true;
 }
+
+bool
+db_columns(const PGresult *res, const char *const *names, int n, int *idx)
+{
+	for (int i = 0; i < n; i++) {
+		idx[i] = PQfnumber(res, names[i]);
+		if (idx[i] < 0) {
+			log_errx("a statement's result has no column \"%s\"", names[i]);
+			return false;
+		}
+	}
+	return true;
+}

@@ -53,4 +53,11 @@ bool db_is_up(const struct db *db);
 bool db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_cb *cb,
     void *arg);
 
+/*
+ * Result columns by name: sets IDX[i] to the number of column NAMES[i] of
+ * RES for each of the N names.  Returns false (and logs which) when one is
+ * missing: a statement file and its reader disagree.
+ */
+bool db_columns(const PGresult *res, const char *const *names, int n, int *idx);
+
 #endif
