@@ -32,7 +32,7 @@ SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn check_daemon check_notify check_ops
+TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn check_daemon check_fence check_notify check_ops
 check_cfg_OBJS := cfg.o xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
@@ -41,6 +41,7 @@ check_cli_OBJS :=
 check_tail_OBJS := tail.o
 check_spawn_OBJS := spawn.o tail.o
 check_daemon_OBJS :=
+check_fence_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := cfg.o xmalloc.o
 

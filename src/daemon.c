@@ -71,7 +71,7 @@ struct daemon {
 
 	bool status_dirty;
 	uint64_t n_done, n_retry, n_dead, n_lost, n_cancelled;
-	ev_timer poll, heartbeat, watchdog, status, drain, flush;
+	ev_timer poll, heartbeat, fence, watchdog, status, drain, flush;
 	struct wake wake;
 	ev_signal sigterm, sigint, sighup;
 };
@@ -518,6 +518,37 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	advance(d);
 }
 
+/*
+ * Self-fencing: a handler whose lease we could not extend for a whole
+ * lease (measured from the send of the statement that last extended it,
+ * on the monotonic clock) is killed as if the heartbeat had found the
+ * lease gone, reachable database or not.  The database's expiry is no
+ * earlier, so together they bound a double run to kill_grace plus this
+ * timer's period.
+ */
+static void
+fence_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	double now = job_clock();
+	struct job *j;
+
+	(void)loop;
+	(void)revents;
+	TAILQ_FOREACH(j, &d->jobs, link) {
+		int64_t lease_ms = j->conf->cfg->lease_ms < cur(d)->lease_ms ? j->conf->cfg->lease_ms
+									     : cur(d)->lease_ms;
+		if (j->state != JOB_RUNNING || !job_holds_lease(j) ||
+		    now - j->lease_confirmed < ms_to_s(lease_ms))
+			continue;
+		log_warnx("job %" PRId64 " type=%s attempt=%d: lease not extended for %.3fs "
+			  "(database unreachable), killing its handler before another worker "
+			  "runs the job",
+		    j->id, j->type, j->attempt, now - j->lease_confirmed);
+		job_kill(j, KILL_LEASE_LOST, false);
+	}
+}
+
 static void
 wake_cb(void *arg)
 {
@@ -578,6 +609,8 @@ apply_timers(struct daemon *d)
 
 	ev_timer_set(&d->poll, ms_to_s(c->poll_interval_ms), ms_to_s(c->poll_interval_ms));
 	ev_timer_set(&d->heartbeat, ms_to_s(c->heartbeat_ms), ms_to_s(c->heartbeat_ms));
+	ev_timer_set(&d->fence, ms_to_s(c->heartbeat_ms) / 4, ms_to_s(c->heartbeat_ms) / 4);
+	ev_timer_again(d->loop, &d->fence);
 	if (d->state <= D_RUNNING)
 		ev_timer_again(d->loop, &d->poll);
 	ev_timer_again(d->loop, &d->heartbeat);
@@ -675,6 +708,8 @@ start_watchers(struct daemon *d)
 
 	ev_init(&d->poll, poll_cb);
 	ev_init(&d->heartbeat, heartbeat_cb);
+	ev_init(&d->fence, fence_cb);
+	d->fence.data = d;
 	ev_init(&d->drain, drain_cb);
 	ev_init(&d->flush, flush_cb);
 	d->poll.data = d->heartbeat.data = d->drain.data = d->flush.data = d;

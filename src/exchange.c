@@ -31,6 +31,7 @@ struct exchange {
 	const struct exchange_hooks *hooks;
 	void *arg;
 	int limit;           /* jobs the one in flight asked for (0: none) */
+	double sent_at;      /* job_clock() when it was sent */
 	struct conf *conf;   /* the config it leased for */
 	ev_timer backoff;
 };
@@ -139,6 +140,7 @@ jobs_leased(struct exchange *x, PGresult *res, const int *col, struct conf *conf
 		    .nargs = atoi(PQgetvalue(res, i, col[C_NARGS])),
 		    .args = value(res, i, col[C_ARGS]),
 		    .args_error = value(res, i, col[C_ARGS_ERROR]),
+		    .sent_at = x->sent_at,
 		};
 		x->hooks->leased(x->arg, &l, conf);
 	}
@@ -267,6 +269,7 @@ exchange_send(struct exchange *x, const struct exchange_req *req)
 	sent = db_query(x->db, stmt_exchange, 7, params, exchange_done, x);
 	if (sent) {
 		x->state = EX_IN_FLIGHT;
+		x->sent_at = job_clock();
 		x->limit = ntypes ? req->limit : 0;
 		x->conf = ntypes ? conf_ref(conf) : NULL;
 	} else {

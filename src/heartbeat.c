@@ -18,6 +18,7 @@ struct heartbeat {
 	const struct heartbeat_hooks *hooks;
 	void *arg;
 	unsigned gen; /* of the one in flight: the jobs it carried have it */
+	double sent_at; /* job_clock() when it was sent */
 };
 
 struct heartbeat *
@@ -84,9 +85,11 @@ heartbeat_done(void *arg, PGresult *res)
 	 * finished meanwhile need nothing: their outcome will be refused. */
 	for (j = TAILQ_FIRST(hb->jobs); j; j = next) {
 		next = TAILQ_NEXT(j, link);
-		if (j->hb_gen != hb->gen || j->state != JOB_RUNNING || !job_holds_lease(j))
+		if (j->hb_gen != hb->gen || !job_holds_lease(j))
 			continue;
-		if (!bsearch(&j->id, held, (size_t)n, sizeof *held, cmp_id))
+		if (bsearch(&j->id, held, (size_t)n, sizeof *held, cmp_id))
+			j->lease_confirmed = hb->sent_at;
+		else if (j->state == JOB_RUNNING)
 			hb->hooks->lost(hb->arg, j);
 	}
 	free(held);
@@ -142,8 +145,10 @@ heartbeat_send(struct heartbeat *hb, const struct cfg *cfg, const struct worker_
 	params[10] = PGJOBD_VERSION;
 	params[11] = tb.p;
 	sent = db_query(hb->db, stmt_heartbeat, 12, params, heartbeat_done, hb);
-	if (sent)
+	if (sent) {
 		hb->state = HB_IN_FLIGHT;
+		hb->sent_at = job_clock();
+	}
 	free(ids.p);
 	free(tokens.p);
 	free(qb.p);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "log.h"
@@ -133,6 +134,7 @@ job_new(const struct job_lease *l, struct conf *conf)
 	j->queue = xstrdup(l->queue);
 	j->payload = xstrdup(l->payload);
 	j->attempt = l->attempt;
+	j->lease_confirmed = l->sent_at;
 	j->conf = conf_ref(conf);
 	j->h = cfg_handler(conf->cfg, j->type);
 	j->max_attempts = l->max_attempts ? atoi(l->max_attempts) : j->h->max_attempts;
@@ -224,6 +226,15 @@ job_release(struct job *j)
 {
 	j->out = (struct outcome){.kind = OUTCOME_RELEASE};
 	j->state = JOB_FINISHED;
+}
+
+double
+job_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 bool

@@ -51,6 +51,7 @@ struct job_lease {
 	int nargs;
 	const char *args;         /* payload args, "\n"-joined and escaped */
 	const char *args_error;   /* why payload args are unusable */
+	double sent_at;           /* job_clock() when the lease was asked for */
 };
 
 struct job {
@@ -72,6 +73,11 @@ struct job {
 	char *args_error;    /* payload args unusable: why */
 	enum job_kill kill;
 	unsigned hb_gen;     /* heartbeat generation that last included it */
+	/* job_clock() when the statement that last extended the lease (or
+	 * granted it) was sent: the database's expiry is at least LEASE past
+	 * this, so killing the handler LEASE past it fences us off in time,
+	 * reachable database or not. */
+	double lease_confirmed;
 	struct outcome out;  /* JOB_FINISHED, JOB_WRITING */
 	char *result;        /* stdout tail; NULL: keep the job's */
 	char *error;         /* reason, then the stderr tail */
@@ -105,5 +111,8 @@ enum job_end job_finish(struct job *j, const struct spawn_result *r, double jitt
 void job_release(struct job *j);
 /* True while the lease is ours to extend and to write an outcome with. */
 bool job_holds_lease(const struct job *j);
+/* Seconds on the monotonic clock (a wall clock set back must not let a
+ * lease outlive itself). */
+double job_clock(void);
 
 #endif
