@@ -27,11 +27,6 @@
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
-#define SECOND_MS CFG_SECOND_MS
-#define HOUR_MS CFG_HOUR_MS
-#define DAY_MS CFG_DAY_MS
-#define MIB CFG_MIB
-
 #define MAIN_SECTION "pgjobd"
 #define HANDLER_PREFIX "handler."
 
@@ -72,15 +67,16 @@ static const struct cfg_key main_keys[MK_COUNT] = {
     [MK_DATABASE] = {"database", KT_STRING, "", 0, -1, 0, CFG_OFF(database)},
     [MK_QUEUES] = {"queues", KT_QUEUES, "default", 0, -1, K_RELOAD, CFG_OFF(queues)},
     [MK_CONCURRENCY] = {"concurrency", KT_INT, "4", 1, 1024, K_RELOAD, CFG_OFF(concurrency)},
-    [MK_LEASE] = {"lease", KT_DURATION, "60s", SECOND_MS, DAY_MS, K_RELOAD, CFG_OFF(lease_ms)},
+    [MK_LEASE] = {"lease", KT_DURATION, "60s", CFG_SECOND_MS, CFG_DAY_MS, K_RELOAD,
+                  CFG_OFF(lease_ms)},
     [MK_HEARTBEAT] = {"heartbeat", KT_DURATION, "20s", 100, -1, K_RELOAD, CFG_OFF(heartbeat_ms)},
-    [MK_POLL_INTERVAL] = {"poll_interval", KT_DURATION, "5s", 100, HOUR_MS, K_RELOAD,
+    [MK_POLL_INTERVAL] = {"poll_interval", KT_DURATION, "5s", 100, CFG_HOUR_MS, K_RELOAD,
                           CFG_OFF(poll_interval_ms)},
-    [MK_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", KT_DURATION, "30s", 0, DAY_MS, K_RELOAD,
+    [MK_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", KT_DURATION, "30s", 0, CFG_DAY_MS, K_RELOAD,
                              CFG_OFF(shutdown_timeout_ms)},
-    [MK_KILL_GRACE] = {"kill_grace", KT_DURATION, "10s", 0, HOUR_MS, K_RELOAD,
+    [MK_KILL_GRACE] = {"kill_grace", KT_DURATION, "10s", 0, CFG_HOUR_MS, K_RELOAD,
                        CFG_OFF(kill_grace_ms)},
-    [MK_OUTPUT_LIMIT] = {"output_limit", KT_SIZE, "64KiB", 0, 16 * MIB, K_RELOAD,
+    [MK_OUTPUT_LIMIT] = {"output_limit", KT_SIZE, "64KiB", 0, 16 * CFG_MIB, K_RELOAD,
                          CFG_OFF(output_limit)},
     [MK_NAME] = {"name", KT_WORKER_NAME, "", 0, -1, 0, CFG_OFF(name)},
 };
@@ -88,11 +84,12 @@ static const struct cfg_key main_keys[MK_COUNT] = {
 /* [handler.TYPE]. */
 static const struct cfg_key handler_keys[HK_COUNT] = {
     [HK_COMMAND] = {"command", KT_COMMAND, NULL, 0, -1, K_RELOAD, HANDLER_OFF(argv)},
-    [HK_TIMEOUT] = {"timeout", KT_DURATION, "1h", 0, 30 * DAY_MS, K_RELOAD,
+    [HK_TIMEOUT] = {"timeout", KT_DURATION, "1h", 0, 30 * CFG_DAY_MS, K_RELOAD,
                     HANDLER_OFF(timeout_ms)},
     [HK_MAX_ATTEMPTS] = {"max_attempts", KT_INT, "5", 1, 1000, K_RELOAD, HANDLER_OFF(max_attempts)},
-    [HK_BACKOFF] = {"backoff", KT_DURATION, "10s", 0, DAY_MS, K_RELOAD, HANDLER_OFF(backoff_ms)},
-    [HK_BACKOFF_MAX] = {"backoff_max", KT_DURATION, "1h", 0, 30 * DAY_MS, K_RELOAD,
+    [HK_BACKOFF] = {"backoff", KT_DURATION, "10s", 0, CFG_DAY_MS, K_RELOAD,
+                    HANDLER_OFF(backoff_ms)},
+    [HK_BACKOFF_MAX] = {"backoff_max", KT_DURATION, "1h", 0, 30 * CFG_DAY_MS, K_RELOAD,
                         HANDLER_OFF(backoff_max_ms)},
     /* The upper bound is the global concurrency, checked in check_handler(). */
     [HK_CONCURRENCY] = {"concurrency", KT_CAP, "", 1, -1, K_RELOAD, HANDLER_OFF(concurrency)},

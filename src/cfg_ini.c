@@ -363,8 +363,10 @@ reader(char *str, int num, void *stream)
 	return str;
 }
 
-/* inih r55 keeps inline comments on continuation lines (later releases cut
- * them): cut them here, as on a key's line. */
+/*
+ * inih r55 keeps inline comments on continuation lines (later releases cut
+ * them): cut them here, as inih does on a key's line.
+ */
 static void
 continuation(struct reader *r, const char *value)
 {

@@ -40,9 +40,10 @@ char *cfg_errors_format(struct cfg_errors *e, const char *path);
 void cfg_errors_free(struct cfg_errors *e);
 
 /*
- * What the reader hands its caller, in file order.  A value's inline
- * comment (a ';' after a blank) is already cut off when CUT is set, so
- * that a message can say why a quote seems unterminated.
+ * What the reader hands its caller, in file order, each with its line.
+ * Names and values come trimmed and without their inline comment (a ';'
+ * after a blank); CUT says one was cut off, so that a message can explain
+ * a quote that seems unterminated.
  */
 struct cfg_ini_ops {
 	/* A [NAME] header; NAME is NULL for a header that cannot be read,
