@@ -481,6 +481,50 @@ START_TEST(test_bad_file_reports_first_error)
 }
 END_TEST
 
+/* TEXT with BLANKS trailing blanks before each line's end (malloc'd). */
+static char *
+pad_lines(const char *text, size_t blanks)
+{
+	size_t lines = count_lines(text) + 1;
+	char *out = malloc(strlen(text) + lines * blanks + 1), *o = out;
+
+	ck_assert_ptr_nonnull(out);
+	for (const char *p = text;; p++) {
+		if (*p == '\n' || *p == '\0') {
+			/* Before a CR too: both are trailing blanks to inih. */
+			if (p > text && p[-1] == '\r')
+				o--;
+			memset(o, ' ', blanks);
+			o += blanks;
+			if (p > text && p[-1] == '\r')
+				*o++ = '\r';
+		}
+		if (*p == '\0')
+			break;
+		*o++ = *p;
+	}
+	*o = '\0';
+	return out;
+}
+
+START_TEST(test_bad_file_with_long_lines_reports_the_same)
+{
+	/*
+	 * Trailing blanks mean nothing, but make every line longer than
+	 * Debian inih's 200-byte buffer: each goes in as a stand-in, and
+	 * every error must come out as for the short lines.
+	 */
+	char *padded = pad_lines(bad_files[_i].ini, 300);
+	char *errors = load_bad(bad_files[_i].ini);
+	char *padded_errors = load_bad(padded);
+
+	ck_assert_str_eq(padded_errors, errors);
+	free(padded_errors);
+	free(errors);
+	free(padded);
+}
+END_TEST
+
 START_TEST(test_missing_file_reports_line_0)
 {
 	char *errors = NULL;
@@ -1031,10 +1075,13 @@ START_TEST(test_long_lines_are_read_as_short_ones)
 	char *errors, *want;
 	struct cfg *cfg;
 
-	/* A long comment, blank line, inline comment and header comment change nothing. */
+	/*
+	 * A long comment, blank line, inline comment and header comment change
+	 * nothing; after a header, an indented line is a key, not more of name.
+	 */
 	ck_assert_int_ge(asprintf(&text,
 	                          "; %s\n%s\n[pgjobd] ; %s\nname: w1 ; %s\n"
-	                          "[handler.t] ; %s\ncommand = /bin/true\n",
+	                          "[handler.t] ; %s\n  command = /bin/true\n",
 	                          c, sp, c, c, c),
 	                 0);
 	cfg = load_ok(text);
@@ -1043,14 +1090,22 @@ START_TEST(test_long_lines_are_read_as_short_ones)
 	cfg_free(cfg);
 	free(text);
 
-	/* A long line without '=', a long "= value" and a long unknown key: each on its line. */
-	ck_assert_int_ge(asprintf(&text, "[pgjobd]\n%s\n= %s\n%s = 1\nlease = 10x\n", c, c, k), 0);
+	/*
+	 * A long line without '=', a long "= value" (after which an indented
+	 * line is a key: inih forgot name) and a long unknown key, each on its line.
+	 */
+	ck_assert_int_ge(asprintf(&text,
+	                          "[pgjobd]\nname = w\n%s\n= %s\n  concurrency = 3x\n%s = 1\n"
+	                          "lease = 10x\n",
+	                          c, c, k),
+	                 0);
 	errors = load_bad(text);
 	ck_assert_int_ge(asprintf(&want,
-	                          "FILE:2: syntax error: expected 'key = value' or '[section]'\n"
 	                          "FILE:3: syntax error: expected 'key = value' or '[section]'\n"
-	                          "FILE:4: unknown key '%s' in [pgjobd]\n"
-	                          "FILE:5: lease: bad duration '10x' (use an integer with ms, s, "
+	                          "FILE:4: syntax error: expected 'key = value' or '[section]'\n"
+	                          "FILE:5: concurrency: bad integer '3x'\n"
+	                          "FILE:6: unknown key '%s' in [pgjobd]\n"
+	                          "FILE:7: lease: bad duration '10x' (use an integer with ms, s, "
 	                          "m, h or d)\n",
 	                          k),
 	                 0);
@@ -1244,6 +1299,8 @@ cfg_suite(void)
 
 	tc = tcase_create("errors");
 	tcase_add_loop_test(tc, test_bad_file_reports_first_error, 0, (int)nitems(bad_files));
+	tcase_add_loop_test(tc, test_bad_file_with_long_lines_reports_the_same, 0,
+	                    (int)nitems(bad_files));
 	tcase_add_test(tc, test_missing_file_reports_line_0);
 	tcase_add_test(tc, test_directory_is_not_a_config);
 	tcase_add_test(tc, test_all_errors_are_reported_in_line_order);
