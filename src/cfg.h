@@ -5,6 +5,8 @@
  * whole; the caller swaps it in only when cfg_load() reports no error, so a
  * bad reload leaves the running config untouched.  The keys live in one
  * table per section (name, type, default, bounds, reloadable) in cfg.c.
+ * Below it: cfg_ini (the file through inih, the error list), cfg_field
+ * (one key's text into its field) and cfg_value (the pure value parsers).
  *
  * This module knows nothing of the database, the event loop or logging:
  * errors are returned as text, one "FILE:LINE: message" per line.
@@ -16,8 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfg_value.h"
+
 #define CFG_DEFAULT_PATH "/etc/pgjobd/pgjobd.ini"
-#define CFG_NAME_MAX 128 /* type and queue names: 1-128 of [A-Za-z0-9_.:-] */
 
 struct cfg_handler {
 	char *type;              /* TYPE of [handler.TYPE] */
@@ -73,26 +76,7 @@ int cfg_unreloadable_changes(const struct cfg *old, const struct cfg *new_, char
 /* Each key of both sections, for the test that the man page lists them all. */
 const char *const *cfg_key_names(void);
 
-/*
- * Parsers of the value syntax, exported for the unit tests.  Each returns
- * 0 on success and -1 with a static message in *err on failure.
- * Durations: an integer with ms, s, m, h or d, or a bare 0.
- * Sizes: an integer with B, KiB or MiB, or a bare 0.
- */
-int cfg_parse_duration(const char *s, int64_t *ms, const char **err);
-int cfg_parse_size(const char *s, size_t *bytes, const char **err);
-
-/*
- * Split S into words as sh does (blanks separate words; 'single' quotes
- * keep everything; "double" quotes keep everything but \ before $ ` " \
- * and newline; a backslash outside quotes quotes the next character), but
- * expand nothing.  Returns a NULL-terminated malloc'd vector (free with
- * cfg_free_words) or NULL with a message in *err.
- */
-char **cfg_split_words(const char *s, const char **err);
-void cfg_free_words(char **words);
-
-/* A type or queue name: 1-128 characters of [A-Za-z0-9_.:-]. */
-bool cfg_valid_name(const char *s);
+/* The value parsers (cfg_parse_duration, cfg_parse_size, cfg_split_words,
+ * cfg_free_words, cfg_valid_name) are declared in cfg_value.h. */
 
 #endif
