@@ -27,14 +27,14 @@ VERSION := $(shell cat src/VERSION)
 
 CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o stmts.o db.o \
-               daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o \
+               daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o strays.o \
                sdnotify.o spawn.o tail.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn \
-              check_daemon check_fence check_notify check_ops
+              check_daemon check_fence check_strays check_notify check_ops
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
@@ -44,6 +44,7 @@ check_tail_OBJS := tail.o
 check_spawn_OBJS := spawn.o tail.o
 check_daemon_OBJS :=
 check_fence_OBJS :=
+check_strays_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := $(CFG_OBJS) xmalloc.o
 

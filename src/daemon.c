@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -19,6 +18,7 @@
 #include "rescue.h"
 #include "sdnotify.h"
 #include "stmts.h"
+#include "strays.h"
 #include "wake.h"
 #include "xmalloc.h"
 
@@ -159,6 +159,21 @@ kill_all(struct daemon *d, bool now)
 
 /* ---- jobs: the handlers' ends and the exchange's results ---- */
 
+/* Kill what finished handlers left behind outside their process group. */
+static void
+sweep_strays(struct daemon *d)
+{
+	struct strays_running *running = xcalloc((size_t)d->nrunning + 1, sizeof *running);
+	struct job *j;
+	int n = 0;
+
+	TAILQ_FOREACH(j, &d->jobs, link)
+		if (j->state == JOB_RUNNING && j->sp && n < d->nrunning)
+			running[n++] = (struct strays_running){spawn_pid(j->sp), j->id};
+	strays_sweep(d->loop, running, n, cur(d)->kill_grace_ms);
+	free(running);
+}
+
 static void
 spawn_done(const struct spawn_result *r, void *arg)
 {
@@ -180,6 +195,7 @@ spawn_done(const struct spawn_result *r, void *arg)
 		job_free(j);
 		break;
 	}
+	sweep_strays(d);
 	d->want_lease = true; /* a slot is free */
 	update_status(d);
 	advance(d);
@@ -247,6 +263,16 @@ on_rescue_over(void *arg)
 
 	d->want_lease = true; /* rescued jobs can be leased right away */
 	advance(d);
+}
+
+static void
+on_fenced(void *arg, struct job *j, double age)
+{
+	(void)arg;
+	log_warnx("job %" PRId64 " type=%s attempt=%d: lease not extended for %.3fs "
+		  "(database unreachable), killing its handler before another worker runs the job",
+	    j->id, j->type, j->attempt, age);
+	job_kill(j, KILL_LEASE_LOST, false);
 }
 
 static void
@@ -518,35 +544,14 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	advance(d);
 }
 
-/*
- * Self-fencing: a handler whose lease we could not extend for a whole
- * lease (measured from the send of the statement that last extended it,
- * on the monotonic clock) is killed as if the heartbeat had found the
- * lease gone, reachable database or not.  The database's expiry is no
- * earlier, so together they bound a double run to kill_grace plus this
- * timer's period.
- */
 static void
 fence_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
-	double now = job_clock();
-	struct job *j;
 
 	(void)loop;
 	(void)revents;
-	TAILQ_FOREACH(j, &d->jobs, link) {
-		int64_t lease_ms = j->conf->cfg->lease_ms < cur(d)->lease_ms ? j->conf->cfg->lease_ms
-									     : cur(d)->lease_ms;
-		if (j->state != JOB_RUNNING || !job_holds_lease(j) ||
-		    now - j->lease_confirmed < ms_to_s(lease_ms))
-			continue;
-		log_warnx("job %" PRId64 " type=%s attempt=%d: lease not extended for %.3fs "
-			  "(database unreachable), killing its handler before another worker "
-			  "runs the job",
-		    j->id, j->type, j->attempt, now - j->lease_confirmed);
-		job_kill(j, KILL_LEASE_LOST, false);
-	}
+	heartbeat_fence(d->hb, cur(d)->lease_ms);
 }
 
 static void
@@ -677,23 +682,6 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 /* ---- start and stop ---- */
 
 static void
-init_identity(struct worker_id *id, const struct cfg *cfg)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	id->started_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	srandom((unsigned)(ts.tv_nsec ^ getpid()));
-	if (gethostname(id->host, sizeof id->host) != 0)
-		snprintf(id->host, sizeof id->host, "localhost");
-	id->host[sizeof id->host - 1] = '\0';
-	if (*cfg->name)
-		snprintf(id->name, sizeof id->name, "%s", cfg->name);
-	else
-		snprintf(id->name, sizeof id->name, "%s:%d", id->host, (int)getpid());
-}
-
-static void
 start_watchers(struct daemon *d)
 {
 	uint64_t wd;
@@ -732,7 +720,7 @@ daemon_main(const char *path, struct cfg *cfg)
 {
 	static const struct db_events events = {db_up, db_down, db_notify};
 	static const struct exchange_hooks ex_hooks = {on_written, on_leased, on_exchange_over};
-	static const struct heartbeat_hooks hb_hooks = {on_lease_lost, on_heartbeat_over};
+	static const struct heartbeat_hooks hb_hooks = {on_lease_lost, on_fenced, on_heartbeat_over};
 	struct daemon *d = xcalloc(1, sizeof *d);
 	struct job *j;
 	int status;
@@ -743,10 +731,11 @@ daemon_main(const char *path, struct cfg *cfg)
 	d->conf = conf_new(cfg);
 	d->state = D_STARTING;
 	TAILQ_INIT(&d->jobs);
-	init_identity(&d->id, cfg);
+	heartbeat_identity(&d->id, cfg);
 
 	/* A handler that stops reading its stdin must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	strays_init();
 	sd_init();
 	start_watchers(d);
 	if (cfg->nhandlers == 0)
@@ -762,6 +751,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	/* Stopped: the loop only ends with no handler running.  Callbacks
 	 * that db_free runs (with NULL) find the daemon done. */
 	d->state = D_DONE;
+	strays_finish(d->loop, cur(d)->kill_grace_ms);
 	db_free(d->db);
 	exchange_free(d->ex);
 	heartbeat_free(d->hb);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -154,4 +155,36 @@ heartbeat_send(struct heartbeat *hb, const struct cfg *cfg, const struct worker_
 	free(qb.p);
 	free(tb.p);
 	return sent;
+}
+
+void
+heartbeat_identity(struct worker_id *id, const struct cfg *cfg)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	id->started_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	srandom((unsigned)(ts.tv_nsec ^ getpid()));
+	if (gethostname(id->host, sizeof id->host) != 0)
+		snprintf(id->host, sizeof id->host, "localhost");
+	id->host[sizeof id->host - 1] = '\0';
+	if (*cfg->name)
+		snprintf(id->name, sizeof id->name, "%s", cfg->name);
+	else
+		snprintf(id->name, sizeof id->name, "%s:%d", id->host, (int)getpid());
+}
+
+void
+heartbeat_fence(struct heartbeat *hb, int64_t lease_ms)
+{
+	double now = job_clock();
+	struct job *j, *next;
+
+	for (j = TAILQ_FIRST(hb->jobs); j; j = next) {
+		int64_t ms = j->conf->cfg->lease_ms < lease_ms ? j->conf->cfg->lease_ms : lease_ms;
+		next = TAILQ_NEXT(j, link);
+		if (j->state == JOB_RUNNING && job_holds_lease(j) &&
+		    now - j->lease_confirmed >= (double)ms / 1000.0)
+			hb->hooks->fenced(hb->arg, j, now - j->lease_confirmed);
+	}
 }

@@ -18,6 +18,9 @@ enum heartbeat_state { HB_IDLE, HB_IN_FLIGHT };
 struct heartbeat_hooks {
 	/* Running job J's lease is gone. */
 	void (*lost)(void *arg, struct job *j);
+	/* Running job J's lease was last confirmed AGE seconds ago, a whole
+	 * lease or more: it may have expired (heartbeat_fence). */
+	void (*fenced)(void *arg, struct job *j, double age);
 	/* The heartbeat is over (answered, failed, or the connection was lost). */
 	void (*over)(void *arg);
 };
@@ -31,6 +34,9 @@ struct worker_id {
 
 struct heartbeat;
 
+/* Fill in ID from CFG's name (default host:pid) and the clock. */
+void heartbeat_identity(struct worker_id *id, const struct cfg *cfg);
+
 struct heartbeat *heartbeat_new(struct db *db, struct jobq *jobs,
     const struct heartbeat_hooks *hooks, void *arg);
 void heartbeat_free(struct heartbeat *hb);
@@ -41,5 +47,15 @@ enum heartbeat_state heartbeat_state(const struct heartbeat *hb);
  * whether it was sent. */
 bool heartbeat_send(struct heartbeat *hb, const struct cfg *cfg, const struct worker_id *id,
     int running);
+
+/*
+ * Self-fencing: report every running job whose lease has not been
+ * confirmed for LEASE_MS, measured from the send of the statement that
+ * last extended (or granted) it on the monotonic clock, whether or not
+ * the database is reachable.  The database's expiry is no earlier, so
+ * killing those handlers bounds a double run to kill_grace plus the
+ * period this is called at.
+ */
+void heartbeat_fence(struct heartbeat *hb, int64_t lease_ms);
 
 #endif
