@@ -26,12 +26,13 @@ B := build
 VERSION := $(shell cat src/VERSION)
 
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o cfg.o migrate.o migrations.o stmts.o db.o daemon.o \
-               sdnotify.o spawn.o tail.o
+               sdnotify.o spawn.o tail.o ctl.o ctl_out.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops
+TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops \
+              check_ctl
 check_cfg_OBJS := cfg.o xmalloc.o
 check_sql_OBJS := stmts.o
 check_cli_OBJS :=
@@ -40,6 +41,7 @@ check_spawn_OBJS := spawn.o tail.o
 check_daemon_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := cfg.o xmalloc.o
+check_ctl_OBJS :=
 
 .PHONY: all deps check demo bench install uninstall clean format
 all: deps $(B)/pgjobd
