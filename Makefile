@@ -26,7 +26,7 @@ B := build
 VERSION := $(shell cat src/VERSION)
 
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o cfg.o migrate.o migrations.o stmts.o db.o daemon.o \
-               sdnotify.o spawn.o tail.o ctl.o ctl_out.o
+               sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
