@@ -136,6 +136,25 @@ assert_json(PGconn *c, const char *doc, const char *sql, const char *want)
 	free(got);
 }
 
+/* ARGS must succeed and print a JSON document on which SQL ($1) answers
+ * WANT. */
+static void
+ctl_json(PGconn *c, const char *sql, const char *want, ...)
+{
+	const char *verb;
+	char *out, *err;
+	va_list ap;
+	int rc;
+
+	va_start(ap, want);
+	rc = vctl(&out, &err, &verb, ap);
+	va_end(ap);
+	ck_assert_msg(rc == 0, "ctl %s...: exit %d\nstderr: %s", verb ? verb : "", rc, err);
+	assert_json(c, out, sql, want);
+	free(out);
+	free(err);
+}
+
 /* The ids of a `jobs --json` document, in order. */
 #define JOB_IDS                                                                                    \
 	"SELECT coalesce(string_agg(j->>'id', ',' ORDER BY o), '') FROM "                          \
@@ -216,9 +235,8 @@ START_TEST(test_status_shows_workers_and_queues_aligned_and_as_json)
 	free(out);
 
 	/* --stale moves the bound. */
-	out = ctl_ok(0, "--json", "status", "--stale", "1h", NULL);
-	assert_json(c, out, "SELECT $1::jsonb #>> '{workers,0,stale}'", "false");
-	free(out);
+	ctl_json(c, "SELECT $1::jsonb #>> '{workers,0,stale}'", "false", "--json", "status",
+	         "--stale", "1h", NULL);
 	PQfinish(c);
 }
 END_TEST
@@ -237,15 +255,9 @@ START_TEST(test_jobs_filters_by_queue_type_and_state_newest_first)
 	               " last_error = 'exit code 1' || chr(10) || repeat('x', 200) WHERE id = 2",
 	               NULL));
 
-	out = ctl_ok(0, "jobs", "--json", NULL);
-	assert_json(c, out, JOB_IDS, "4,3,2,1");
-	free(out);
-	out = ctl_ok(0, "jobs", "--json", "--queue", "other", NULL);
-	assert_json(c, out, JOB_IDS, "4,3");
-	free(out);
-	out = ctl_ok(0, "jobs", "--json", "--type", "a", NULL);
-	assert_json(c, out, JOB_IDS, "3,1");
-	free(out);
+	ctl_json(c, JOB_IDS, "4,3,2,1", "jobs", "--json", NULL);
+	ctl_json(c, JOB_IDS, "4,3", "jobs", "--json", "--queue", "other", NULL);
+	ctl_json(c, JOB_IDS, "3,1", "jobs", "--json", "--type", "a", NULL);
 	out = ctl_ok(0, "jobs", "--json", "--state", "dead", NULL);
 	assert_json(c, out, JOB_IDS, "2");
 	assert_json(
@@ -253,15 +265,9 @@ START_TEST(test_jobs_filters_by_queue_type_and_state_newest_first)
 	    "SELECT $1::jsonb #>> '{jobs,0,last_error}' LIKE 'exit code 1' || chr(10) || 'xxx%'",
 	    "t");
 	free(out);
-	out = ctl_ok(0, "jobs", "--json", "--queue", "default", "--type", "b", NULL);
-	assert_json(c, out, JOB_IDS, "2");
-	free(out);
-	out = ctl_ok(0, "jobs", "--json", "--limit", "2", NULL);
-	assert_json(c, out, JOB_IDS, "4,3");
-	free(out);
-	out = ctl_ok(0, "jobs", "--json", "--state", "running", NULL);
-	assert_json(c, out, JOB_IDS, "");
-	free(out);
+	ctl_json(c, JOB_IDS, "2", "jobs", "--json", "--queue", "default", "--type", "b", NULL);
+	ctl_json(c, JOB_IDS, "4,3", "jobs", "--json", "--limit", "2", NULL);
+	ctl_json(c, JOB_IDS, "", "jobs", "--json", "--state", "running", NULL);
 
 	/* The table: header, then newest first, only the queue asked for. */
 	out = ctl_ok(0, "jobs", "--queue", "other", NULL);
@@ -747,9 +753,8 @@ START_TEST(test_doctor_and_status_see_a_running_daemon)
 	PQclear(t_exec(c, "SELECT pgjobd.enqueue('echo', '{\"hi\": 1}')", NULL));
 	t_wait_value(c, "done", 20000, "SELECT state FROM pgjobd.jobs WHERE id = 1");
 	assert_doctor_ok(c);
-	out = ctl_ok(0, "--json", "status", NULL);
-	assert_json(c, out, "SELECT $1::jsonb #> '{workers,0,types}' = '[\"echo\"]'", "t");
-	free(out);
+	ctl_json(c, "SELECT $1::jsonb #> '{workers,0,types}' = '[\"echo\"]'", "t", "--json",
+	         "status", NULL);
 	out = ctl_ok(0, "show", "1", NULL);
 	assert_has(out, "{\"hi\": 1}");
 	free(out);
