@@ -111,8 +111,7 @@ ctl_verb_show(struct ctl *c, char **args)
 		 * then the tail of stderr, worth reading whole. */
 		ctlout_record(stdout, job, 0);
 		for (int i = 0; i < PQntuples(attempts); i++) {
-			printf("\nATTEMPT %s\n",
-			       PQgetvalue(attempts, i, PQfnumber(attempts, "attempt")));
+			printf("\nATTEMPT %s\n", ctl_value(attempts, i, "attempt"));
 			ctlout_record(stdout, attempts, i);
 		}
 		if (PQntuples(attempts) == 0)

@@ -287,6 +287,14 @@ START_TEST(test_jobs_filters_by_queue_type_and_state_newest_first)
 	out = ctl_ok(0, "--full", "jobs", "--state", "dead", NULL);
 	ck_assert_int_eq(strlen(strstr(out, "exit code 1 ")), strlen("exit code 1 ") + 200 + 1);
 	free(out);
+	/* Cut between characters, not inside one: PostgreSQL takes the
+	 * output back as valid UTF-8, and the cell is 48 characters wide. */
+	PQclear(
+	    t_exec(c, "UPDATE pgjobd.jobs SET last_error = repeat('é€', 60) WHERE id = 2", NULL));
+	out = ctl_ok(0, "jobs", "--state", "dead", NULL);
+	ck_assert_int_eq(t_int(c, "SELECT length(substring($1 FROM '[é€]+\\.\\.\\.'))", out, NULL),
+	                 48);
+	free(out);
 	out = ctl_ok(0, "jobs", "--state", "done", NULL);
 	ck_assert_str_eq(out, "(none)\n");
 	free(out);
