@@ -28,13 +28,13 @@ VERSION := $(shell cat src/VERSION)
 CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o stmts.o db.o \
                daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o strays.o \
-               sdnotify.o spawn.o tail.o
+               sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn \
-              check_daemon check_fence check_strays check_notify check_ops
+              check_daemon check_fence check_strays check_notify check_ops check_ctl
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
@@ -47,6 +47,7 @@ check_fence_OBJS :=
 check_strays_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := $(CFG_OBJS) xmalloc.o
+check_ctl_OBJS :=
 
 .PHONY: all deps check demo bench install uninstall clean format
 all: deps $(B)/pgjobd

@@ -2,8 +2,9 @@
  * pgjobd: run background jobs from PostgreSQL.
  *
  * main.c parses the command line and dispatches: -t checks the config,
- * --migrate installs the schema, and otherwise the daemon runs in the
- * foreground until SIGTERM.  See the README's ARCHITECTURE section for the
+ * --migrate installs the schema, `pgjobd ctl VERB` is the operator's
+ * command (ctl.c), and otherwise the daemon runs in the foreground until
+ * SIGTERM.  See the README's ARCHITECTURE section for the
  * modules and who calls whom.
  */
 #include <getopt.h>
@@ -14,6 +15,7 @@
 #include <sysexits.h>
 
 #include "cfg.h"
+#include "ctl.h"
 #include "daemon.h"
 #include "log.h"
 #include "migrate.h"
@@ -25,6 +27,9 @@ usage(FILE *f)
 	    "usage: pgjobd [-d] [-c FILE]          run the daemon in the foreground\n"
 	    "       pgjobd -c FILE -t              check the configuration\n"
 	    "       pgjobd -c FILE --migrate       install or upgrade the SQL schema\n"
+	    "       pgjobd ctl [-c FILE | -d CONNINFO] [--json] VERB [ARGS]\n"
+	    "                                      operate: status, jobs, show, enqueue, cancel,\n"
+	    "                                      retry, migrate, doctor (pgjobd ctl -h)\n"
 	    "       pgjobd -V | -h                 version | this help\n"
 	    "  -c, --config FILE   configuration file (default " CFG_DEFAULT_PATH ")\n"
 	    "  -t, --test          check the configuration and exit\n"
@@ -91,6 +96,8 @@ main(int argc, char **argv)
 	int ch, rc;
 
 	log_init();
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;

@@ -1,0 +1,86 @@
+/*
+ * ctl_verb: what the verbs of `pgjobd ctl` share, private to ctl*.c.
+ *
+ * ctl.c parses the command line into a struct ctl, connects, and calls the
+ * verb's function from its verbs[] table; the verbs (ctl_verbs.c,
+ * ctl_doctor.c) run their sql/stmt/ctl_*.sql statements through
+ * ctl_query() and print with ctl_out.  A new verb is a function here, a
+ * row in verbs[] and its statements.
+ */
+#ifndef PGJOBD_CTL_VERB_H
+#define PGJOBD_CTL_VERB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Exit statuses besides EX_USAGE and EX_CONFIG (see ctl.h). */
+enum { CTL_OK = 0, CTL_FAIL = 1 };
+
+/* Options, by letter; the verbs[] table lists each verb's letters. */
+enum ctl_opt {
+	OPT_CONFIG = 'c',
+	OPT_DATABASE = 'd',
+	OPT_HELP = 'h',
+	OPT_JSON = 'j',
+	OPT_FULL = 'f',
+	OPT_QUEUE = 'q',
+	OPT_TYPE = 't',
+	OPT_STATE = 's',
+	OPT_LIMIT = 'n',
+	OPT_AT = 'a',
+	OPT_IN = 'i',
+	OPT_PRIORITY = 'p',
+	OPT_MAX_ATTEMPTS = 'm',
+	OPT_KEY = 'k',
+	OPT_TIMEOUT = 'T',
+	OPT_STALE = 'S',
+	OPT_SINCE = 'W',
+};
+
+struct ctl {
+	const char *opt[128]; /* each option's value as given, NULL: not given */
+	PGconn *conn;
+	bool json;        /* --json */
+	size_t cell_max;  /* table cells cut to this; 0: --full */
+	int64_t stale_ms; /* --stale, default 2m */
+	int64_t since_ms; /* --since, default 1h */
+};
+
+/* One line "pgjobd ctl: ..." on stderr, whatever line breaks it carries. */
+void ctl_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same plus a pointer to -h; returns EX_USAGE. */
+int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run SQL with N text parameters (NULL: SQL NULL).  Returns the result, or
+ * NULL after printing the server's message as one line. */
+PGresult *ctl_query(struct ctl *c, const char *sql, int n, const char *const *params);
+/* The value of column NAME in row ROW; NULL for SQL NULL or no such row. */
+const char *ctl_value(const PGresult *res, int row, const char *name);
+/* Print B and a newline on stdout; B is emptied. */
+void ctl_print_json(struct buf *b);
+
+/* A job id: a positive integer. */
+bool ctl_parse_id(const char *s, long long *id);
+/* Option NAME's integer S in [MIN, MAX] into OUT as text; returns 0, or
+ * EX_USAGE after saying why. */
+int ctl_parse_int(const char *name, const char *s, long long min, long long max, char *out,
+                  size_t len);
+/* Option NAME's duration S (cfg's syntax) in ms; returns 0, or EX_USAGE. */
+int ctl_parse_duration(const char *name, const char *s, int64_t *ms);
+
+/* The verbs: ARGS holds the verb's arguments, as many as verbs[] allows.
+ * Each returns the exit status. */
+int ctl_verb_status(struct ctl *c, char **args);
+int ctl_verb_jobs(struct ctl *c, char **args);
+int ctl_verb_show(struct ctl *c, char **args);
+int ctl_verb_enqueue(struct ctl *c, char **args);
+int ctl_verb_cancel(struct ctl *c, char **args);
+int ctl_verb_retry(struct ctl *c, char **args);
+int ctl_verb_migrate(struct ctl *c, char **args);
+int ctl_verb_doctor(struct ctl *c, char **args);
+
+#endif
