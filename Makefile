@@ -41,7 +41,7 @@ check_daemon_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := cfg.o xmalloc.o
 
-.PHONY: all deps check demo bench install uninstall clean format
+.PHONY: all deps check demo bench deb install uninstall clean format
 all: deps $(B)/pgjobd
 
 deps:
@@ -105,7 +105,9 @@ bench: all
 # The example config becomes the config only where none exists yet, and is
 # removed again only while it is unchanged.  Units name $(SBINDIR)/pgjobd.
 UNITS := $(notdir $(wildcard systemd/*.service))
-install: all
+# Only the binary, not `all`: the package build (make deb) runs this target
+# and must not run `make deps`.
+install: $(B)/pgjobd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 	    $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR)/pgjobd $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(B)/pgjobd $(DESTDIR)$(SBINDIR)/pgjobd
@@ -128,6 +130,10 @@ uninstall:
 	if cmp -s etc/pgjobd.ini $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini; then \
 	    rm -f $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini; fi
 	-rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/pgjobd 2>/dev/null
+
+# The Debian package, build/pgjobd_VERSION_ARCH.deb (contrib/debian/).
+deb: deps
+	contrib/deb.sh $(B)
 
 format:
 	clang-format -i src/*.c src/*.h tests/*.c tests/*.h
