@@ -48,8 +48,12 @@ check_strays_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := $(CFG_OBJS) xmalloc.o
 check_ctl_OBJS :=
+# Run once, outside the sanitizer loop: it installs the package (make deb)
+# into a Debian 12 booted by tests/with-nspawn.sh, when the machine can.
+ONCE_TESTS := check_systemd
+check_systemd_OBJS :=
 
-.PHONY: all deps check demo bench install uninstall clean format
+.PHONY: all deps check demo bench deb install uninstall clean format
 all: deps $(B)/pgjobd
 
 deps:
@@ -92,14 +96,15 @@ $(B)/$(1): $(B)/t_$(1).o $(B)/t_testlib.o $(addprefix $(B)/,$($(1)_OBJS))
 $(B)/asan/$(1): $(B)/asan/t_$(1).o $(B)/asan/t_testlib.o $(addprefix $(B)/asan/,$($(1)_OBJS))
 	$$(CC) $$(SAN) -g -o $$@ $$^ $$(CHECK_FLAGS) $$(PKG_LIBS)
 endef
-$(foreach t,$(TESTS),$(eval $(call test_rules,$(t))))
+$(foreach t,$(TESTS) $(ONCE_TESTS),$(eval $(call test_rules,$(t))))
 
 # Every suite runs twice: plain, and under AddressSanitizer + UBSan (the
 # integration suites then drive the sanitized daemon), against one cluster.
 check: deps
 	@$(MAKE) --no-print-directory $(B)/pgjobd $(B)/asan/pgjobd \
-	    $(addprefix $(B)/,$(TESTS)) $(addprefix $(B)/asan/,$(TESTS))
-	tests/with-pg.sh tests/run-suites.sh $(B) $(TESTS)
+	    $(addprefix $(B)/,$(TESTS) $(ONCE_TESTS)) $(addprefix $(B)/asan/,$(TESTS))
+	@if [ "$$(id -u)" -eq 0 ]; then contrib/deb.sh $(B); fi
+	PGJOBD_ONCE="$(ONCE_TESTS)" PGJOBD_DEB=$(DEB) tests/with-pg.sh tests/run-suites.sh $(B) $(TESTS)
 
 demo: all
 	contrib/demo.sh $(B)/pgjobd
@@ -113,7 +118,9 @@ bench: all
 # The example config becomes the config only where none exists yet, and is
 # removed again only while it is unchanged.  Units name $(SBINDIR)/pgjobd.
 UNITS := $(notdir $(wildcard systemd/*.service))
-install: all
+# Only the binary, not `all`: the package build (make deb) runs this target
+# and must not run `make deps`.
+install: $(B)/pgjobd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 	    $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR)/pgjobd $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(B)/pgjobd $(DESTDIR)$(SBINDIR)/pgjobd
@@ -136,6 +143,11 @@ uninstall:
 	if cmp -s etc/pgjobd.ini $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini; then \
 	    rm -f $(DESTDIR)$(SYSCONFDIR)/pgjobd/pgjobd.ini; fi
 	-rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/pgjobd 2>/dev/null
+
+# The Debian package, build/pgjobd_VERSION_ARCH.deb (contrib/debian/).
+DEB = $(B)/pgjobd_$(VERSION)_$(shell dpkg --print-architecture).deb
+deb: deps
+	contrib/deb.sh $(B)
 
 format:
 	clang-format -i src/*.c src/*.h tests/*.c tests/*.h

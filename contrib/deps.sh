@@ -1,10 +1,12 @@
 #!/bin/sh
-# make deps: install the Debian packages pgjobd needs to build and test.
+# make deps: install the Debian packages pgjobd needs to build and test
+# (the last line: make deb and tests/check_systemd.c).
 # As root it runs apt-get; otherwise it prints the one command to run.
 # Quiet and idempotent when everything is present.
 set -eu
 PKGS="gcc make pkg-config libpq-dev libev-dev libinih-dev check postgresql
-      groff-base man-db systemd"
+      groff-base man-db systemd
+      dpkg-dev debhelper lintian systemd-container debootstrap"
 missing=""
 for p in $PKGS; do
 	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
