@@ -18,20 +18,22 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 # pkg-config is queried lazily (=) so that `make deps` can install it first.
 # Debian's libev-dev ships no .pc file, hence the fallback.
-PKG_CFLAGS  = $(shell pkg-config --cflags libpq inih)
-PKG_LIBS    = $(shell pkg-config --libs libpq inih) $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+PKG_CFLAGS  = $(shell pkg-config --cflags libpq inih libcares)
+PKG_LIBS    = $(shell pkg-config --libs libpq inih libcares) $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
 
 B := build
 VERSION := $(shell cat src/VERSION)
 
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o cfg.o migrate.o migrations.o stmts.o db.o daemon.o \
+               conninfo.o resolve.o \
                sdnotify.o spawn.o tail.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops
+TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops \
+              check_conninfo check_net
 check_cfg_OBJS := cfg.o xmalloc.o
 check_sql_OBJS := stmts.o
 check_cli_OBJS :=
@@ -40,6 +42,8 @@ check_spawn_OBJS := spawn.o tail.o
 check_daemon_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := cfg.o xmalloc.o
+check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
+check_net_OBJS :=
 
 .PHONY: all deps check demo bench install uninstall clean format
 all: deps $(B)/pgjobd

@@ -1244,7 +1244,8 @@ daemon_main(const char *path, struct cfg *cfg)
 		log_warnx("%s: no [handler.TYPE] section: this daemon will lease nothing", path);
 	log_info("pgjobd %s starting: worker %s, config %s", PGJOBD_VERSION, d->name, path);
 
-	d->db = db_new(d->loop, cfg->database, stmt_session, &events, d);
+	d->db = db_new(d->loop, cfg->database, stmt_session,
+	    &(struct db_timing){.heartbeat_ms = cfg->heartbeat_ms, .lease_ms = cfg->lease_ms}, &events, d);
 	ev_run(d->loop, 0);
 
 	/* Stopped: the loop only ends with no handler running. */
