@@ -18,6 +18,8 @@
  * (a server that accepts, then turns out read-only) does not, so that such
  * a server is retried ever more slowly instead of in a loop. */
 #define DB_STABLE 10.0
+/* The outage that is a server up but read-only, not one that is down. */
+static const char DB_READ_ONLY[] = "server is read-only or in recovery";
 
 /*
  * The one timer means what the state says: WAIT, the next attempt;
@@ -192,13 +194,13 @@ schedule_retry(struct db *db)
 }
 
 /* The connection failed or was lost.  Logged once per state change, not
- * per retry: again only when WHAT changes (refused, then read-only, ...);
- * the next line after that says it is back.  DETAIL: NULL for libpq's
- * message. */
+ * per retry: when the outage begins, and again only when the server turns
+ * from unreachable to read-only or back; the next line after that says it
+ * is back.  DETAIL: NULL for libpq's message. */
 static void
 db_fail(struct db *db, const char *what, const char *detail)
 {
-	if (!db->outage || strcmp(db->outage, what) != 0) {
+	if (!db->outage || (db->outage == DB_READ_ONLY) != (what == DB_READ_ONLY)) {
 		char msg[512];
 
 		if (!detail)
@@ -270,7 +272,7 @@ server_unusable(const PGresult *res)
 	if (!st)
 		return NULL;
 	if (!strcmp(st, "25006")) /* read_only_sql_transaction: a standby */
-		return "server is read-only or in recovery";
+		return DB_READ_ONLY;
 	/* admin_shutdown, crash_shutdown, cannot_connect_now, database_dropped */
 	if (!strncmp(st, "57P0", 4))
 		return "server is shutting down or starting up";
@@ -407,10 +409,29 @@ ignore_notice(void *arg, const char *message)
 	(void)message;
 }
 
+/* The server's own word, sent at startup (PostgreSQL 14 and later), that
+ * it would refuse writes: a standby, or default_transaction_read_only.
+ * Checked before any statement, so that such a server never counts as
+ * "restored" (libpq checks it too, with target_session_attrs=read-write,
+ * and then tries the next host). */
+static bool
+server_read_only(const PGconn *conn)
+{
+	const char *hs = PQparameterStatus(conn, "in_hot_standby");
+	const char *ro = PQparameterStatus(conn, "default_transaction_read_only");
+
+	return (hs && !strcmp(hs, "on")) || (ro && !strcmp(ro, "on"));
+}
+
 static void
 connected(struct db *db)
 {
 	ev_timer_stop(db->loop, &db->timer);
+	if (server_read_only(db->conn)) {
+		db_fail(db, DB_READ_ONLY, "the server reports in_hot_standby or "
+					  "default_transaction_read_only on");
+		return;
+	}
 	if (PQsetnonblocking(db->conn, 1) != 0) {
 		db_fail(db, "cannot be made non-blocking", NULL);
 		return;

@@ -58,8 +58,12 @@ ssl)
 	cp "$4" "$d/data/server.key"
 	chmod 0600 "$d/data/server.key"
 	[ -z "${PGTEST_RUNAS:-}" ] || chown "$PGTEST_RUNAS" "$d/data/server.crt" "$d/data/server.key"
-	# Only TLS connections are let in: a job done proves the daemon used it.
-	sed -i 's/^host all all 0.0.0.0\/0 trust$/hostssl all all 0.0.0.0\/0 trust/' "$d/data/pg_hba.conf"
+	# Only TLS connections are let in over TCP.
+	cat >"$d/data/pg_hba.conf" <<HBA
+local all all trust
+hostssl all all 0.0.0.0/0 trust
+hostssl all all ::/0 trust
+HBA
 	echo "ssl = on" >>"$d/data/postgresql.conf"
 	;;
 standby)
