@@ -86,6 +86,7 @@ struct db {
 	int schema_version;
 	double backoff;
 	ev_tstamp up_at;           /* when it last came up; 0: not since */
+	ev_tstamp down_at;         /* when it was last lost; 0: up, or never up */
 	const char *outage;        /* what the logged outage is; NULL: none */
 	unsigned attempts;
 	bool ever_up;
@@ -172,6 +173,8 @@ db_close(struct db *db)
 			q->cb(q->arg, NULL);
 		query_free(q);
 	}
+	if (was_up)
+		db->down_at = ev_now(db->loop);
 	if (was_up && db->events->down)
 		db->events->down(db->arg);
 }
@@ -208,6 +211,11 @@ db_fail(struct db *db, const char *what, const char *detail)
 		log_oneline(msg, sizeof msg, detail);
 		log_warnx("database %s%s%s; retrying in the background", what, *msg ? ": " : "", msg);
 		db->outage = what;
+	} else if (log_verbose) {
+		char msg[512];
+
+		log_oneline(msg, sizeof msg, detail ? detail : db->conn ? PQerrorMessage(db->conn) : "");
+		log_debug("database: %s%s%s", what, *msg ? ": " : "", msg);
 	}
 	db_close(db);
 	schedule_retry(db);
@@ -375,6 +383,7 @@ setup_listen_done(void *arg, PGresult *res)
 	db->outage = NULL;
 	db->ever_up = true;
 	db->up_at = ev_now(db->loop);
+	db->down_at = 0;
 	db->state = DB_UP;
 	db->events->up(db->arg, db->schema_version);
 }
@@ -620,6 +629,12 @@ bool
 db_is_up(const struct db *db)
 {
 	return db->state == DB_UP;
+}
+
+ev_tstamp
+db_down_since(const struct db *db)
+{
+	return db->down_at;
 }
 
 bool

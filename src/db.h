@@ -68,6 +68,10 @@ void db_set_timing(struct db *db, const struct db_timing *timing);
 /* Close the connection; pending callbacks run with NULL. */
 void db_free(struct db *db);
 bool db_is_up(const struct db *db);
+/* When the connection was last lost (ev_now() time), 0 while up or before
+ * the first connection: for self-fencing, which must stop handlers before
+ * the leases they run under can expire unextended. */
+ev_tstamp db_down_since(const struct db *db);
 /* Queue SQL with NPARAMS text parameters (copied).  SQL must be a constant
  * (static storage): it is prepared once per connection, keyed by its
  * address, and executed by name after.  Returns false and queues nothing

@@ -321,8 +321,8 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 {
 	int p1 = free_port(), p2 = free_port();
 	char *primary = cluster_new("primary", "127.0.0.1", p1), *standby = cluster_dir("standby");
-	char *args, *db, *db2, *cfg, *hold, *log, *extra;
-	struct t_daemon *d;
+	char *args, *db, *db2, *cfg, *cfg2, *hold, *log, *extra, *extra2;
+	struct t_daemon *d, *d2;
 	PGconn *c;
 	int64_t stopped, restored;
 
@@ -356,6 +356,21 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	c = connect_to(db2);
 	t_wait_value(c, "4", JOB_MS, "SELECT count(*) FROM pgjobd.jobs WHERE state = 'running'");
 	PQfinish(c);
+	/* A second daemon given only the standby (any session): a server in
+	 * recovery is left, said once, retried with backoff until promoted. */
+	ck_assert_int_ge(asprintf(&extra2, "lease = 6s\nheartbeat = 1s\npoll_interval = 1s\n"
+					   "kill_grace = 500ms\nname = standby\nconcurrency = 4\n%s",
+			     hold),
+	    0);
+	cfg2 = config(db2, extra2);
+	d2 = t_daemon_start(cfg2, NULL);
+	wait_log(d2, "connection attempt 3\n", READY_MS);
+	log = t_daemon_log(d2);
+	ck_assert_msg(count_of(log, "database server is read-only or in recovery: the server reports "
+				    "in_hot_standby") == 1 &&
+			  count_of(log, "retrying in the background") == 1 && !strstr(log, "ready:"),
+	    "a standby is not refused exactly once:\n%s", tail_of(log));
+	free(log);
 
 	cluster_do("stop", primary);
 	stopped = t_now_ms();
@@ -367,6 +382,8 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	ck_assert_msg(restored - stopped < 10000, "failover took %lld ms",
 	    (long long)(restored - stopped));
 
+	/* The other daemon finds the promoted standby at its next attempt. */
+	t_daemon_wait_log(d2, "database connection restored", 40000);
 	release(testdir());
 	c = connect_to(db2);
 	t_wait_value(c, "8", JOB_MS, "SELECT count(*) FROM pgjobd.jobs WHERE state = 'done'");
@@ -387,11 +404,15 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	    count_of(log, "connection attempt "));
 	free(log);
 	stop_daemon(d);
+	stop_daemon(d2);
 	PQfinish(c);
 	cluster_do("stop", standby);
 	unlink(cfg);
+	unlink(cfg2);
 	free(cfg);
+	free(cfg2);
 	free(extra);
+	free(extra2);
 	free(hold);
 	free(db);
 	free(db2);
@@ -424,7 +445,7 @@ START_TEST(test_read_only_server_is_left_and_retried_with_backoff)
 	 * (the server reports default_transaction_read_only = on). */
 	PQclear(t_exec(c, "ALTER SYSTEM SET default_transaction_read_only = on", NULL));
 	PQclear(t_exec(c, "SELECT pg_reload_conf()", NULL));
-	wait_log(d, "server is read-only or in recovery", 10000);
+	wait_log(d, "database server is read-only or in recovery", 10000);
 	log = t_daemon_log(d);
 	ck_assert_int_ge(asprintf(&needle, "connection attempt %d\n",
 			     count_of(log, "connection attempt ") + 3),
@@ -433,7 +454,7 @@ START_TEST(test_read_only_server_is_left_and_retried_with_backoff)
 	took = wait_log(d, needle, 20000);
 	free(needle);
 	log = t_daemon_log(d);
-	ck_assert_msg(count_of(log, "server is read-only or in recovery") == 1,
+	ck_assert_msg(count_of(log, "database server is read-only or in recovery") == 1,
 	    "read-only is not logged exactly once:\n%s", tail_of(log));
 	ck_assert_msg(count_of(log, "database connection restored") == 0,
 	    "a read-only server counted as restored:\n%s", tail_of(log));
