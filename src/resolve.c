@@ -184,20 +184,43 @@ answered(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 	}
 }
 
+/* A channel reads /etc/resolv.conf when made: a fresh one per batch, so
+ * that a changed resolv.conf applies from the next connection attempt. */
+static void
+channel_open(struct resolve *r)
+{
+	struct ares_options o = {0};
+	int st;
+
+	o.sock_state_cb = sock_state_cb;
+	o.sock_state_cb_data = r;
+	if ((st = ares_init_options(&r->channel, &o, ARES_OPT_SOCK_STATE_CB)) != ARES_SUCCESS)
+		fatalx("resolve: %s", ares_strerror(st));
+}
+
+static void
+channel_close(struct resolve *r)
+{
+	ares_destroy(r->channel);
+	r->channel = NULL;
+	/* c-ares reports its sockets closed; stop the watchers regardless. */
+	for (int i = 0; i < RESOLVE_MAX_SOCKETS; i++) {
+		ev_io_stop(r->loop, &r->socks[i].io);
+		r->socks[i].used = false;
+	}
+	ev_timer_stop(r->loop, &r->timer);
+}
+
 struct resolve *
 resolve_new(struct ev_loop *loop)
 {
 	struct resolve *r = xcalloc(1, sizeof *r);
-	struct ares_options o = {0};
 	int st;
 
 	if ((st = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
 		fatalx("resolve: %s", ares_strerror(st));
 	r->loop = loop;
-	o.sock_state_cb = sock_state_cb;
-	o.sock_state_cb_data = r;
-	if ((st = ares_init_options(&r->channel, &o, ARES_OPT_SOCK_STATE_CB)) != ARES_SUCCESS)
-		fatalx("resolve: %s", ares_strerror(st));
+	channel_open(r);
 	for (int i = 0; i < RESOLVE_MAX_SOCKETS; i++) {
 		ev_init(&r->socks[i].io, sock_io_cb);
 		r->socks[i].io.data = r;
@@ -228,6 +251,8 @@ resolve_start(struct resolve *r, const char *const *names, int n, resolve_done_c
 	struct ares_addrinfo_hints hints = {0};
 
 	resolve_cancel(r);
+	channel_close(r);
+	channel_open(r);
 	r->names = xcalloc((size_t)n, sizeof *r->names);
 	r->nnames = n;
 	r->done = done;
@@ -257,10 +282,7 @@ resolve_free(struct resolve *r)
 	if (!r)
 		return;
 	resolve_cancel(r);
-	ares_destroy(r->channel);
-	for (int i = 0; i < RESOLVE_MAX_SOCKETS; i++)
-		ev_io_stop(r->loop, &r->socks[i].io);
-	ev_timer_stop(r->loop, &r->timer);
+	channel_close(r);
 	ares_library_cleanup();
 	free(r);
 }

@@ -9,8 +9,8 @@
  * hands libpq the addresses as hostaddr=.
  *
  * c-ares reads /etc/hosts (and /etc/nsswitch.conf's order) and
- * /etc/resolv.conf like the C library does; each batch is resolved with a
- * fresh read of /etc/hosts.
+ * /etc/resolv.conf like the C library does, afresh for every batch: a
+ * changed file applies from the next connection attempt.
  */
 #ifndef PGJOBD_RESOLVE_H
 #define PGJOBD_RESOLVE_H
