@@ -742,7 +742,8 @@ daemon_main(const char *path, struct cfg *cfg)
 		log_warnx("%s: no [handler.TYPE] section: this daemon will lease nothing", path);
 	log_info("pgjobd %s starting: worker %s, config %s", PGJOBD_VERSION, d->id.name, path);
 
-	d->db = db_new(d->loop, cfg->database, stmt_session, &events, d);
+	d->db = db_new(d->loop, cfg->database, stmt_session,
+	    &(struct db_timing){.heartbeat_ms = cfg->heartbeat_ms, .lease_ms = cfg->lease_ms}, &events, d);
 	d->ex = exchange_new(d->loop, d->db, &d->jobs, &ex_hooks, d);
 	d->hb = heartbeat_new(d->db, &d->jobs, &hb_hooks, d);
 	d->rescue = rescue_new(d->db, on_rescue_over, d);

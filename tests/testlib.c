@@ -300,12 +300,30 @@ read_file(const char *path)
 struct t_daemon *
 t_daemon_start(const char *config, char *const *extra_env)
 {
+	return t_daemon_start_in(NULL, config, extra_env);
+}
+
+struct t_daemon *
+t_daemon_start_in(const char *const *prefix, const char *config, char *const *extra_env)
+{
 	struct t_daemon *d = calloc(1, sizeof *d);
 	posix_spawn_file_actions_t fa;
-	const char *cargv[] = {t_pgjobd(), "-d", "-c", config, NULL};
-	char **argv = t_dup_vec(cargv);
+	const char *cargv[32];
+	char **argv;
 	char **env;
 	int n = 0, m = 0, fd;
+
+	while (prefix && prefix[n] && n < 26) {
+		cargv[n] = prefix[n];
+		n++;
+	}
+	cargv[n++] = t_pgjobd();
+	cargv[n++] = "-d";
+	cargv[n++] = "-c";
+	cargv[n++] = config;
+	cargv[n] = NULL;
+	argv = t_dup_vec(cargv);
+	n = 0;
 
 	d->config = strdup(config);
 	d->log = t_write_temp(".log", "");

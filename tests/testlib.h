@@ -49,6 +49,11 @@ struct t_daemon {
 /* Start `pgjobd -c CONFIG` with EXTRA_ENV ("NAME=VALUE" strings, NULL-
  * terminated, may be NULL) added to the environment. */
 struct t_daemon *t_daemon_start(const char *config, char *const *extra_env);
+/* The same, run by the programs of PREFIX (NULL-terminated): for instance
+ * {"/usr/sbin/ip", "netns", "exec", "NS", NULL}.  Each must exec the next,
+ * so that the pid is the daemon's. */
+struct t_daemon *t_daemon_start_in(const char *const *prefix, const char *config,
+    char *const *extra_env);
 /* Wait for the daemon's log to contain NEEDLE (fails after TIMEOUT_MS). */
 void t_daemon_wait_log(struct t_daemon *d, const char *needle, int timeout_ms);
 /* Send SIG; then, when WAIT, wait up to TIMEOUT_MS for exit and return its
