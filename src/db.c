@@ -488,7 +488,6 @@ static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct db *db = w->data;
-
 	char msg[64];
 
 	(void)loop;
