@@ -33,7 +33,7 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops \
-              check_conninfo check_net
+              check_conninfo check_resolve check_net
 check_cfg_OBJS := cfg.o xmalloc.o
 check_sql_OBJS := stmts.o
 check_cli_OBJS :=
@@ -43,6 +43,7 @@ check_daemon_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := cfg.o xmalloc.o
 check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
+check_resolve_OBJS := resolve.o log.o xmalloc.o
 check_net_OBJS :=
 
 .PHONY: all deps check demo bench install uninstall clean format

@@ -394,7 +394,9 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	cluster_do("stop", primary);
 	stopped = t_now_ms();
 	cluster_do("promote", standby);
-	t_daemon_wait_log(d, "database connection restored", 30000);
+	ck_assert_int_ge(asprintf(&args, "database connection restored (127.0.0.1:%d)", p2), 0);
+	t_daemon_wait_log(d, args, 30000);
+	free(args);
 	restored = t_now_ms();
 	fprintf(stderr, "figure: failover: primary stopped to working on the promoted standby: %lld ms\n",
 	    (long long)(restored - stopped));
