@@ -670,6 +670,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		d->conf = conf_new(c);
 		conf_unref(old);
 		apply_timers(d);
+		db_set_timing(d->db, &(struct db_timing){c->heartbeat_ms, c->lease_ms});
 		log_notice("configuration reloaded: queues %d, handlers %d, concurrency %d",
 		    c->nqueues, c->nhandlers, c->concurrency);
 	}

@@ -376,10 +376,11 @@ setup_listen_done(void *arg, PGresult *res)
 		db_fail(db, "LISTEN failed", NULL);
 		return;
 	}
+	/* Which server: after a failover, the one now primary. */
 	if (db->outage)
-		log_notice("database connection restored");
+		log_notice("database connection restored (%s:%s)", PQhost(db->conn), PQport(db->conn));
 	else if (!db->ever_up)
-		log_info("connected to the database");
+		log_info("connected to the database (%s:%s)", PQhost(db->conn), PQport(db->conn));
 	db->outage = NULL;
 	db->ever_up = true;
 	db->up_at = ev_now(db->loop);
@@ -488,7 +489,6 @@ static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct db *db = w->data;
-
 	char msg[64];
 
 	(void)loop;

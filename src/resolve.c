@@ -11,7 +11,7 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define RESOLVE_MAX_SOCKETS 16 /* c-ares uses one or two per server */
+#define RESOLVE_MAX_SOCKETS 32 /* c-ares: a UDP and a TCP socket per server, at most */
 #define RESOLVE_MAX_ADDRS 8    /* per name: enough for any failover list */
 
 enum resolve_state {
@@ -52,6 +52,8 @@ rearm_timeout(struct resolve *r)
 	struct timeval tv, *tvp;
 
 	ev_timer_stop(r->loop, &r->timer);
+	if (!r->channel)
+		return;
 	tvp = ares_timeout(r->channel, NULL, &tv);
 	if (!tvp)
 		return;
@@ -185,8 +187,10 @@ answered(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 }
 
 /* A channel reads /etc/resolv.conf when made: a fresh one per batch, so
- * that a changed resolv.conf applies from the next connection attempt. */
-static void
+ * that a changed resolv.conf applies from the next connection attempt.
+ * Failing (an unreadable resolv.conf, no memory) is that batch's answer,
+ * not the daemon's end. */
+static int
 channel_open(struct resolve *r)
 {
 	struct ares_options o = {0};
@@ -194,14 +198,17 @@ channel_open(struct resolve *r)
 
 	o.sock_state_cb = sock_state_cb;
 	o.sock_state_cb_data = r;
-	if ((st = ares_init_options(&r->channel, &o, ARES_OPT_SOCK_STATE_CB)) != ARES_SUCCESS)
-		fatalx("resolve: %s", ares_strerror(st));
+	st = ares_init_options(&r->channel, &o, ARES_OPT_SOCK_STATE_CB);
+	if (st != ARES_SUCCESS)
+		r->channel = NULL;
+	return st;
 }
 
 static void
 channel_close(struct resolve *r)
 {
-	ares_destroy(r->channel);
+	if (r->channel)
+		ares_destroy(r->channel);
 	r->channel = NULL;
 	/* c-ares reports its sockets closed; stop the watchers regardless. */
 	for (int i = 0; i < RESOLVE_MAX_SOCKETS; i++) {
@@ -220,7 +227,6 @@ resolve_new(struct ev_loop *loop)
 	if ((st = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
 		fatalx("resolve: %s", ares_strerror(st));
 	r->loop = loop;
-	channel_open(r);
 	for (int i = 0; i < RESOLVE_MAX_SOCKETS; i++) {
 		ev_init(&r->socks[i].io, sock_io_cb);
 		r->socks[i].io.data = r;
@@ -238,7 +244,8 @@ resolve_cancel(struct resolve *r)
 	ev_timer_stop(r->loop, &r->deliver);
 	r->state = R_IDLE;
 	/* Runs every pending callback at once, with ARES_ECANCELLED. */
-	ares_cancel(r->channel);
+	if (r->channel)
+		ares_cancel(r->channel);
 	rearm_timeout(r);
 	names_free(r->names, r->nnames);
 	r->names = NULL;
@@ -249,10 +256,11 @@ void
 resolve_start(struct resolve *r, const char *const *names, int n, resolve_done_cb *done, void *arg)
 {
 	struct ares_addrinfo_hints hints = {0};
+	int st;
 
 	resolve_cancel(r);
 	channel_close(r);
-	channel_open(r);
+	st = channel_open(r);
 	r->names = xcalloc((size_t)n, sizeof *r->names);
 	r->nnames = n;
 	r->done = done;
@@ -266,7 +274,13 @@ resolve_start(struct resolve *r, const char *const *names, int n, resolve_done_c
 	for (int i = 0; i < n; i++) {
 		r->names[i].r = r;
 		r->names[i].name = xstrdup(names[i]);
-		ares_getaddrinfo(r->channel, r->names[i].name, NULL, &hints, answered, &r->names[i]);
+		if (st == ARES_SUCCESS) {
+			ares_getaddrinfo(r->channel, r->names[i].name, NULL, &hints, answered,
+			    &r->names[i]);
+		} else {
+			r->names[i].error = xasprintf("resolver: %s", ares_strerror(st));
+			r->pending--;
+		}
 	}
 	if (--r->pending == 0) {
 		r->state = R_ANSWERED;

@@ -32,8 +32,8 @@ struct resolve_answer {
  * returns. */
 typedef void resolve_done_cb(void *arg, const struct resolve_answer *answers, int n);
 
-/* Fatal when c-ares cannot be initialised (out of memory, unreadable
- * resolv.conf is not an error: c-ares falls back to defaults). */
+/* Fatal only when the c-ares library cannot be initialised; a channel
+ * that cannot be made (resolv.conf unreadable) fails that batch's names. */
 struct resolve *resolve_new(struct ev_loop *loop);
 void resolve_free(struct resolve *r);
 /* Resolve N names (copied).  DONE runs once, from the loop, never from

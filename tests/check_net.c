@@ -37,11 +37,30 @@
 #define READY_MS 20000
 #define JOB_MS 30000
 
-#define NETNS "pgjobd-net"
-#define VETH_HOST "pgjv-h"
-#define VETH_NS "pgjv-n"
-#define ADDR_HOST "10.213.77.1" /* a private /30 between our namespaces */
-#define ADDR_NS "10.213.77.2"
+/*
+ * Names and addresses of the root-only tests, unique to this run (derived
+ * from main()'s pid), so that two runs on one machine do not meet: the
+ * namespace, the veth pair and its private /30 (10.213.0.0/16 is carved
+ * into /30s), and the loopback address of the DNS server that never
+ * answers.
+ */
+static struct {
+	char ns[32], veth_host[16], veth_ns[16];
+	char addr_host[20], addr_ns[20], dns[20];
+} net;
+
+static void
+net_names(void)
+{
+	unsigned key = (unsigned)getpid(), i = key % 16384;
+
+	snprintf(net.ns, sizeof net.ns, "pgjobd-%u", key);
+	snprintf(net.veth_host, sizeof net.veth_host, "pgjh%u", key % 100000);
+	snprintf(net.veth_ns, sizeof net.veth_ns, "pgjn%u", key % 100000);
+	snprintf(net.addr_host, sizeof net.addr_host, "10.213.%u.%u", i >> 6, (i & 63) * 4 + 1);
+	snprintf(net.addr_ns, sizeof net.addr_ns, "10.213.%u.%u", i >> 6, (i & 63) * 4 + 2);
+	snprintf(net.dns, sizeof net.dns, "127.53.%u.%u", (i + 1) >> 8, (i + 1) & 255);
+}
 
 /* ---- helpers ---- */
 
@@ -189,14 +208,15 @@ migrate(const char *database)
 }
 
 /* A handler that runs until the file DIR/release exists (the test holds
- * jobs running with it), as a config section. */
+ * jobs running with it), as a config section.  At most 2 minutes: one
+ * left by a failed test ends on its own. */
 static char *
 hold_handler(const char *dir)
 {
 	char *s;
 
-	ck_assert_int_ge(asprintf(&s, "[handler.hold]\ncommand = /bin/sh -c 'while [ ! -e %s/release ]; "
-				      "do sleep 0.05; done; echo held'\n",
+	ck_assert_int_ge(asprintf(&s, "[handler.hold]\ncommand = /bin/sh -c 'i=0; while [ ! -e %s/release ] "
+				      "&& [ $i -lt 2400 ]; do sleep 0.05; i=$((i + 1)); done; echo held'\n",
 			     dir),
 	    0);
 	return s;
@@ -340,8 +360,7 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	ck_assert_int_ge(asprintf(&db2, "host=127.0.0.1 port=%d dbname=postgres user=postgres", p2),
 	    0);
 	migrate(db);
-	hold = hold_handler(testdir());
-	sh("rm -f %s/release", testdir());
+	hold = hold_handler(primary);
 	ck_assert_int_ge(asprintf(&extra, "lease = 6s\nheartbeat = 1s\npoll_interval = 1s\n"
 					  "kill_grace = 500ms\nname = failover\nconcurrency = 4\n%s",
 			     hold),
@@ -375,7 +394,9 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	cluster_do("stop", primary);
 	stopped = t_now_ms();
 	cluster_do("promote", standby);
-	t_daemon_wait_log(d, "database connection restored", 30000);
+	ck_assert_int_ge(asprintf(&args, "database connection restored (127.0.0.1:%d)", p2), 0);
+	t_daemon_wait_log(d, args, 30000);
+	free(args);
 	restored = t_now_ms();
 	fprintf(stderr, "figure: failover: primary stopped to working on the promoted standby: %lld ms\n",
 	    (long long)(restored - stopped));
@@ -384,7 +405,7 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 
 	/* The other daemon finds the promoted standby at its next attempt. */
 	t_daemon_wait_log(d2, "database connection restored", 40000);
-	release(testdir());
+	release(primary);
 	c = connect_to(db2);
 	t_wait_value(c, "8", JOB_MS, "SELECT count(*) FROM pgjobd.jobs WHERE state = 'done'");
 	/* No job lost: each done exactly once; a rerun of one in flight would
@@ -499,7 +520,7 @@ START_TEST(test_dns_server_that_never_answers_does_not_stop_the_loop)
 {
 	int port = free_port();
 	char *dir = cluster_new("dns", "127.0.0.1", port), *db, *dbnum, *cfg, *hold, *extra, *script;
-	char *hosts, *resolv, *nss, *log;
+	char *hosts, *resolv, *nss, *log, *text;
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
 	struct t_daemon *d;
 	struct pollfd pfd;
@@ -508,16 +529,18 @@ START_TEST(test_dns_server_that_never_answers_does_not_stop_the_loop)
 	int udp;
 
 	/* The DNS server: a UDP socket that takes queries and never answers. */
-	inet_pton(AF_INET, "127.0.53.53", &a.sin_addr);
+	inet_pton(AF_INET, net.dns, &a.sin_addr);
 	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(udp, 0);
-	ck_assert_msg(bind(udp, (struct sockaddr *)&a, sizeof a) == 0, "bind 127.0.53.53:53: %s",
+	ck_assert_msg(bind(udp, (struct sockaddr *)&a, sizeof a) == 0, "bind %s:53: %s", net.dns,
 	    strerror(errno));
 	ck_assert_int_ge(asprintf(&hosts, "%s/hosts", dir), 0);
 	ck_assert_int_ge(asprintf(&resolv, "%s/resolv.conf", dir), 0);
 	ck_assert_int_ge(asprintf(&nss, "%s/nsswitch.conf", dir), 0);
 	write_file(hosts, "127.0.0.1 localhost\n127.0.0.1 pgjobd-db.test\n");
-	write_file(resolv, "nameserver 127.0.53.53\noptions timeout:30 attempts:1\n");
+	ck_assert_int_ge(asprintf(&text, "nameserver %s\noptions timeout:30 attempts:1\n", net.dns), 0);
+	write_file(resolv, text);
+	free(text);
 	write_file(nss, "hosts: files dns\n");
 	ck_assert_int_ge(asprintf(&script,
 			     "mount --bind %s /etc/hosts && mount --bind %s /etc/resolv.conf && "
@@ -602,29 +625,33 @@ END_TEST
 static void
 netns_cleanup(void)
 {
-	sh_quiet("ip netns del " NETNS);
-	sh_quiet("ip link del " VETH_HOST);
+	char *cmd;
+
+	if (asprintf(&cmd, "ip netns del %s; ip link del %s", net.ns, net.veth_host) < 0)
+		return;
+	sh_quiet(cmd);
+	free(cmd);
 }
 
 START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 {
 	int port = free_port();
 	char *dir, *db, *cfg, *hold, *extra, *log;
-	const char *prefix[] = {"/usr/sbin/ip", "netns", "exec", NETNS, NULL};
+	const char *prefix[] = {"/usr/sbin/ip", "netns", "exec", net.ns, NULL};
 	struct t_daemon *d;
 	PGconn *c;
 	int64_t cut, noticed;
 
 	netns_cleanup();
-	sh("ip netns add " NETNS " && ip link add " VETH_HOST " type veth peer name " VETH_NS
-	   " && ip link set " VETH_NS " netns " NETNS " && ip addr add " ADDR_HOST
-	   "/30 dev " VETH_HOST " && ip link set " VETH_HOST " up && ip netns exec " NETNS
-	   " sh -c 'ip addr add " ADDR_NS "/30 dev " VETH_NS " && ip link set " VETH_NS
-	   " up && ip link set lo up'");
-	dir = cluster_new("path", ADDR_HOST, port);
+	sh("ip netns add %s && ip link add %s type veth peer name %s && ip link set %s netns %s"
+	   " && ip addr add %s/30 dev %s && ip link set %s up && ip netns exec %s sh -c"
+	   " 'ip addr add %s/30 dev %s && ip link set %s up && ip link set lo up'",
+	    net.ns, net.veth_host, net.veth_ns, net.veth_ns, net.ns, net.addr_host, net.veth_host,
+	    net.veth_host, net.ns, net.addr_ns, net.veth_ns, net.veth_ns);
+	dir = cluster_new("path", net.addr_host, port);
 	cluster_do("start", dir);
-	ck_assert_int_ge(asprintf(&db, "host=" ADDR_HOST " port=%d dbname=postgres user=postgres",
-			     port),
+	ck_assert_int_ge(asprintf(&db, "host=%s port=%d dbname=postgres user=postgres",
+			     net.addr_host, port),
 	    0);
 	migrate(db);
 	hold = hold_handler(dir);
@@ -637,8 +664,9 @@ START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 	t_wait_value(c, "8", JOB_MS, "SELECT count(*) FROM pgjobd.jobs WHERE state = 'running'");
 
 	/* Every packet dropped, both ways, silently: a FIFO of length 0. */
-	sh("tc qdisc add dev " VETH_HOST " root pfifo limit 0 && ip netns exec " NETNS
-	   " tc qdisc add dev " VETH_NS " root pfifo limit 0");
+	sh("tc qdisc add dev %s root pfifo limit 0 && ip netns exec %s tc qdisc add dev %s root"
+	   " pfifo limit 0",
+	    net.veth_host, net.ns, net.veth_ns);
 	cut = t_now_ms();
 	t_daemon_wait_log(d, "database connection lost", 20000);
 	noticed = t_now_ms() - cut;
@@ -651,8 +679,8 @@ START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 	    "the dead path was noticed after %lld ms", (long long)noticed);
 
 	/* The path back: the daemon reconnects and every job ends done. */
-	sh("tc qdisc del dev " VETH_HOST " root && ip netns exec " NETNS " tc qdisc del dev " VETH_NS
-	   " root");
+	sh("tc qdisc del dev %s root && ip netns exec %s tc qdisc del dev %s root", net.veth_host,
+	    net.ns, net.veth_ns);
 	t_daemon_wait_log(d, "database connection restored", 30000);
 	release(dir);
 	PQfinish(c);
@@ -713,13 +741,16 @@ net_suite(void)
 int
 main(void)
 {
-	int st = t_run_suite(net_suite());
+	int st;
+
+	net_names();
+	st = t_run_suite(net_suite());
 	const char *dir = getenv("PGTEST_DIR");
 	char *cmd;
 
-	/* What a failed test left: its clusters, the namespace. */
-	if (dir && asprintf(&cmd, "for d in %s/net-*; do [ -d \"$d/data\" ] && %s/tests/pgnet.sh kill "
-				  "\"$d\"; done",
+	/* What a failed test left: held handlers, clusters, the namespace. */
+	if (dir && asprintf(&cmd, "for d in %s/net-*; do touch \"$d/release\"; [ -d \"$d/data\" ] && "
+				  "%s/tests/pgnet.sh kill \"$d\"; done",
 		       dir, srcdir()) >= 0) {
 		sh_quiet(cmd);
 		free(cmd);

@@ -41,6 +41,10 @@ CONF
 cmd=$1 d=$2
 case "$cmd" in
 init)
+	# A cluster of an earlier run (the sanitized pass reuses the temp dir)
+	# or of a failed test: stopped and removed.
+	if [ -d "$d/data" ]; then ctl "$d" stop -m immediate 2>/dev/null || true; fi
+	rm -rf "$d"
 	mkowned "$d"
 	run "$PGTEST_BINDIR/initdb" -D "$d/data" -U postgres --auth=trust \
 	    --no-sync -E UTF8 --locale=C >"$d/initdb.log" 2>&1 ||
@@ -67,6 +71,8 @@ HBA
 	echo "ssl = on" >>"$d/data/postgresql.conf"
 	;;
 standby)
+	if [ -d "$d/data" ]; then ctl "$d" stop -m immediate 2>/dev/null || true; fi
+	rm -rf "$d"
 	mkowned "$d"
 	pport=$(sed -n 's/^port = //p' "$4/data/postgresql.conf" | tail -n 1)
 	paddr=$(sed -n "s/^listen_addresses = '\(.*\)'/\1/p" "$4/data/postgresql.conf" | tail -n 1)
