@@ -4,7 +4,7 @@
 # As root it runs apt-get; otherwise it prints the one command to run.
 # Quiet and idempotent when everything is present.
 set -eu
-PKGS="gcc make pkg-config libpq-dev libev-dev libinih-dev check postgresql
+PKGS="gcc make pkg-config libpq-dev libev-dev libinih-dev libmicrohttpd-dev check postgresql
       groff-base man-db systemd
       dpkg-dev debhelper lintian systemd-container debootstrap"
 missing=""
