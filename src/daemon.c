@@ -756,12 +756,14 @@ daemon_main(const char *path, struct cfg *cfg)
 	d->state = D_STARTING;
 	TAILQ_INIT(&d->jobs);
 	heartbeat_identity(&d->id, cfg);
-	declare_types(cfg);
+	/* Asked for and not possible: better no daemon than a blind one. */
 	if (*cfg->metrics_listen && !(d->http = metrics_http_start(d->loop, cfg->metrics_listen))) {
 		conf_unref(d->conf);
+		ev_loop_destroy(d->loop);
 		free(d);
 		return 1;
 	}
+	declare_types(cfg);
 
 	/* A handler that stops reading its stdin must not kill us. */
 	signal(SIGPIPE, SIG_IGN);

@@ -915,6 +915,35 @@ START_TEST(test_thousand_connections_are_capped_and_jobs_go_on)
 }
 END_TEST
 
+START_TEST(test_address_in_use_is_fatal_at_start)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char *text, *cfg, want[96];
+	struct t_daemon *d;
+
+	t_use_fresh_db("metrics_in_use");
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	ck_assert_int_ne(asprintf(&text, "metrics_listen = 127.0.0.1:%d\n[handler.ok]\ncommand = /bin/cat\n",
+			     ntohs(sa.sin_port)),
+	    -1);
+	cfg = t_config(text);
+	migrate(cfg);
+	d = t_daemon_start(cfg, NULL);
+	snprintf(want, sizeof want, "metrics_listen 127.0.0.1:%d: Address already in use",
+	    ntohs(sa.sin_port));
+	t_daemon_wait_log(d, want, 20000);
+	ck_assert_int_eq(t_daemon_wait(d, 20000), 1);
+	close(fd);
+	free(text);
+	unlink(cfg);
+	free(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -931,6 +960,7 @@ main(void)
 	tcase_set_timeout(td, 180);
 	tcase_add_test(td, test_scrape_counts_jobs_by_type_and_outcome);
 	tcase_add_test(td, test_serves_on_a_unix_socket_and_removes_it_at_stop);
+	tcase_add_test(td, test_address_in_use_is_fatal_at_start);
 	tcase_add_test(td, test_request_sent_byte_by_byte_delays_no_job_or_scrape);
 	tcase_add_test(td, test_client_that_never_reads_blocks_nothing);
 	tcase_add_test(td, test_thousand_connections_are_capped_and_jobs_go_on);
