@@ -944,6 +944,54 @@ START_TEST(test_address_in_use_is_fatal_at_start)
 }
 END_TEST
 
+/* A crash of the server (pg_ctl -m immediate) while the daemon runs. */
+START_TEST(test_database_restart_counts_one_reconnect)
+{
+	const char *src = getenv("PGJOBD_SRCDIR");
+	char *path, *out, *err;
+	struct env e;
+
+	start(&e, "metrics_reconnect", NULL, NULL);
+	wait_metric(e.port, "pgjobd_db_up", 1, JOB_MS);
+	wait_metric(e.port, "pgjobd_db_reconnects_total", 0, JOB_MS);
+	/* The throwaway cluster runs with synchronous_commit = off: without a
+	 * checkpoint the crash could take the migration with it. */
+	PQclear(t_exec(e.c, "CHECKPOINT", NULL));
+	PQfinish(e.c);
+	ck_assert_int_ne(asprintf(&path, "%s/tests/pgctl.sh", src && *src ? src : "."), -1);
+	{
+		const char *argv[] = {"/bin/sh", path, "restart", NULL};
+		ck_assert_msg(t_run(argv, &out, &err, 90000) == 0, "pgctl.sh restart: %s", err);
+	}
+	free(out);
+	free(err);
+	free(path);
+	wait_metric(e.port, "pgjobd_db_reconnects_total", 1, 60000);
+	wait_metric(e.port, "pgjobd_db_up", 1, JOB_MS);
+	/* And jobs run again. */
+	e.c = t_connect();
+	enqueue(&e, "ok", 1);
+	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"done\"}", 1, JOB_MS);
+	stop(&e);
+}
+END_TEST
+
+START_TEST(test_lost_lease_is_counted_and_running_handlers_shown)
+{
+	struct env e;
+
+	start(&e, "metrics_lost", NULL, "[handler.hold]\ncommand = /bin/sleep 60\n");
+	enqueue(&e, "hold", 1);
+	wait_metric(e.port, "pgjobd_handlers_running", 1, JOB_MS);
+	/* Another worker's lease now, as after an expiry and a rescue. */
+	PQclear(t_exec(e.c, "UPDATE pgjobd.jobs SET lease_token = lease_token + 1000000", NULL));
+	wait_metric(e.port, "pgjobd_leases_lost_total", 1, JOB_MS);
+	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"hold\",outcome=\"lost\"}", 1, JOB_MS);
+	wait_metric(e.port, "pgjobd_handlers_running", 0, JOB_MS);
+	stop(&e);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -961,6 +1009,8 @@ main(void)
 	tcase_add_test(td, test_scrape_counts_jobs_by_type_and_outcome);
 	tcase_add_test(td, test_serves_on_a_unix_socket_and_removes_it_at_stop);
 	tcase_add_test(td, test_address_in_use_is_fatal_at_start);
+	tcase_add_test(td, test_database_restart_counts_one_reconnect);
+	tcase_add_test(td, test_lost_lease_is_counted_and_running_handlers_shown);
 	tcase_add_test(td, test_request_sent_byte_by_byte_delays_no_job_or_scrape);
 	tcase_add_test(td, test_client_that_never_reads_blocks_nothing);
 	tcase_add_test(td, test_thousand_connections_are_capped_and_jobs_go_on);
