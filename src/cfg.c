@@ -63,7 +63,8 @@ enum {
 #define CFG_OFF(f) offsetof(struct cfg, f)
 #define HANDLER_OFF(f) offsetof(struct cfg_handler, f)
 
-/* [pgjobd].  database, name and metrics_listen are not reloadable: see cfg_unreloadable_changes(). */
+/* [pgjobd].  database, name and metrics_listen are not reloadable:
+ * see cfg_unreloadable_changes(). */
 static const struct cfg_key main_keys[MK_COUNT] = {
     [MK_DATABASE] = {"database", KT_STRING, "", 0, -1, 0, CFG_OFF(database)},
     [MK_QUEUES] = {"queues", KT_QUEUES, "default", 0, -1, K_RELOAD, CFG_OFF(queues)},

@@ -369,6 +369,7 @@ parse_port(const char *s, in_port_t *port)
 int
 cfg_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, const char **err)
 {
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *colon;
 	size_t n;
@@ -410,7 +411,7 @@ cfg_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, con
 	colon = strchr(s, ':');
 	if (!colon || strchr(colon + 1, ':')) {
 		*err = colon ? "an IPv6 address needs brackets: [::1]:9464"
-			     : "use IPV4:PORT, [IPV6]:PORT or an absolute path";
+		             : "use IPV4:PORT, [IPV6]:PORT or an absolute path";
 		return -1;
 	}
 	n = (size_t)(colon - s);
@@ -420,7 +421,6 @@ cfg_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, con
 	}
 	memcpy(host, s, n);
 	host[n] = '\0';
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
 	in->sin_family = AF_INET;
 	if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
 		*err = "not a numeric IPv4 address (no host names: resolving one would block)";

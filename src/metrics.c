@@ -16,16 +16,16 @@
 /* Upper bounds, in seconds; +Inf is implicit.  Handlers run from
  * milliseconds to an hour; a pickup waits from a NOTIFY's round trip to a
  * backlog's minutes; an exchange is one short transaction. */
-static const double handler_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-	10, 30, 60, 300, 900, 3600};
-static const double pickup_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-	5, 10, 30, 60, 300, 3600};
-static const double exchange_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-	0.25, 0.5, 1, 2.5, 5, 10};
+static const double handler_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                        2.5,   5,    10,    30,   60,  300,  900, 3600};
+static const double pickup_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                       1,     2.5,   5,    10,    30,   60,  300,  3600};
+static const double exchange_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 /* Must match metrics.h and outcome.h's outcome_names (metrics knows no job). */
-static const char *const outcomes[] = {"done", "retry", "dead", "release", METRICS_REFUSED,
-	METRICS_CANCELLED, METRICS_LOST};
+static const char *const outcomes[] = {"done",          "retry",           "dead",      "release",
+                                       METRICS_REFUSED, METRICS_CANCELLED, METRICS_LOST};
 #define NOUTCOMES nitems(outcomes)
 
 struct histogram {
@@ -263,37 +263,37 @@ metrics_render(struct buf *out)
 {
 	init_once();
 	header(out, "pgjobd_jobs_finished_total", "counter",
-	    "Jobs whose handler ended here, by type and outcome.");
+	       "Jobs whose handler ended here, by type and outcome.");
 	for (int i = 0; i < m.ntypes; i++)
 		for (size_t o = 0; o < NOUTCOMES; o++) {
 			buf_add(out, "pgjobd_jobs_finished_total{type=\"", 33);
 			label_value(out, m.types[i].type);
 			buf_printf(out, "\",outcome=\"%s\"} %" PRIu64 "\n", outcomes[o],
-			    m.types[i].finished[o]);
+			           m.types[i].finished[o]);
 		}
 	header(out, "pgjobd_handler_duration_seconds", "histogram",
-	    "Handler run time, start to exit and end of output, by type.");
+	       "Handler run time, start to exit and end of output, by type.");
 	for (int i = 0; i < m.ntypes; i++)
 		histogram(out, "pgjobd_handler_duration_seconds", m.types[i].type,
-		    &m.types[i].duration);
+		          &m.types[i].duration);
 	header(out, "pgjobd_spawn_failures_total", "counter",
-	    "Handlers that could not be started, by type.");
+	       "Handlers that could not be started, by type.");
 	for (int i = 0; i < m.ntypes; i++)
 		counter(out, "pgjobd_spawn_failures_total", m.types[i].type,
-		    m.types[i].spawn_failures);
+		        m.types[i].spawn_failures);
 	header(out, "pgjobd_pickup_delay_seconds", "histogram",
-	    "Time from a job's run_at to its lease, by the database's clock.");
+	       "Time from a job's run_at to its lease, by the database's clock.");
 	histogram(out, "pgjobd_pickup_delay_seconds", NULL, &m.pickup);
 	header(out, "pgjobd_leases_lost_total", "counter",
-	    "Running handlers killed because their lease was lost or not extended in time.");
+	       "Running handlers killed because their lease was lost or not extended in time.");
 	counter(out, "pgjobd_leases_lost_total", NULL, m.leases_lost);
 	header(out, "pgjobd_db_reconnects_total", "counter",
-	    "Database connections made after the first.");
+	       "Database connections made after the first.");
 	counter(out, "pgjobd_db_reconnects_total", NULL, m.db_connects > 0 ? m.db_connects - 1 : 0);
 	header(out, "pgjobd_db_up", "gauge", "1 while the database connection is up.");
 	buf_printf(out, "pgjobd_db_up %d\n", m.db_up);
 	header(out, "pgjobd_exchange_duration_seconds", "histogram",
-	    "Round trip of the exchange statement (outcomes written, jobs leased).");
+	       "Round trip of the exchange statement (outcomes written, jobs leased).");
 	histogram(out, "pgjobd_exchange_duration_seconds", NULL, &m.exchange);
 	header(out, "pgjobd_handlers_running", "gauge", "Handlers running now.");
 	buf_printf(out, "pgjobd_handlers_running %d\n", m.running);

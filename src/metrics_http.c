@@ -42,7 +42,7 @@ struct metrics_http {
 
 static enum MHD_Result
 reply(struct MHD_Connection *c, unsigned int status, char *body, size_t len,
-    enum MHD_ResponseMemoryMode mode)
+      enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
 	enum MHD_Result ok;
@@ -50,7 +50,7 @@ reply(struct MHD_Connection *c, unsigned int status, char *body, size_t len,
 	if (!r)
 		return MHD_NO; /* out of memory: MHD closes the connection */
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    status == MHD_HTTP_OK ? CONTENT_TYPE : "text/plain; charset=utf-8");
+	                        status == MHD_HTTP_OK ? CONTENT_TYPE : "text/plain; charset=utf-8");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	ok = MHD_queue_response(c, status, r);
@@ -62,7 +62,7 @@ reply(struct MHD_Connection *c, unsigned int status, char *body, size_t len,
  * reading a body (MHD discards it and closes the connection). */
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-    const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	static char not_found[] = "not found: the only path is /metrics\n";
 	static char not_allowed[] = "method not allowed: use GET\n";
@@ -75,10 +75,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	(void)con_cls;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed, strlen(not_allowed),
-		    MHD_RESPMEM_PERSISTENT);
+		             MHD_RESPMEM_PERSISTENT);
 	if (strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_NOT_FOUND, not_found, strlen(not_found),
-		    MHD_RESPMEM_PERSISTENT);
+		             MHD_RESPMEM_PERSISTENT);
 	metrics_render(&out);
 	return reply(c, MHD_HTTP_OK, out.p, out.len, MHD_RESPMEM_MUST_FREE);
 }
@@ -166,13 +166,12 @@ metrics_http_start(struct ev_loop *loop, const char *listen_on)
 	 * broken connection, and a client must not be able to fill the log.
 	 * The per-address limit only means something for IP addresses.
 	 */
-	h->mhd = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, h,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	h->mhd = MHD_start_daemon(
+	    MHD_USE_EPOLL, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTIONS,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(family == AF_UNIX ? 0 : PER_ADDRESS),
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_SECONDS,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY,
-	    MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY, MHD_OPTION_END);
 	if (!h->mhd || !(info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD))) {
 		log_errx("metrics_listen %s: cannot start the HTTP server", listen_on);
 		if (h->mhd)

@@ -152,7 +152,7 @@ comment_line(struct parse *ps, const char *line)
 		return *p != '\0';
 	}
 	if (f->type[0] || (strcmp(p, "counter") && strcmp(p, "gauge") && strcmp(p, "histogram") &&
-			      strcmp(p, "summary") && strcmp(p, "untyped"))) {
+	                   strcmp(p, "summary") && strcmp(p, "untyped"))) {
 		snprintf(ps->err, sizeof ps->err, "TYPE repeated or unknown");
 		return false;
 	}
@@ -238,8 +238,8 @@ sample_line(struct parse *ps, const char *line)
 		snprintf(ps->err, sizeof ps->err, "bad value");
 		return false;
 	}
-	if (!strcmp(f->type, "counter") && (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total") ||
-					       v < 0)) {
+	if (!strcmp(f->type, "counter") &&
+	    (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total") || v < 0)) {
 		snprintf(ps->err, sizeof ps->err, "a counter not named _total, or negative");
 		return false;
 	}
@@ -329,19 +329,30 @@ START_TEST(test_exposition_parses_and_counts)
 	metrics_handlers(2, 8);
 	metrics_render(&out);
 	assert_prometheus_text(out.p);
-	ck_assert_double_eq(metric(out.p, "pgjobd_jobs_finished_total{type=\"mail\",outcome=\"done\"}"), 3);
-	ck_assert_double_eq(metric(out.p, "pgjobd_jobs_finished_total{type=\"mail\",outcome=\"dead\"}"), 1);
-	ck_assert_double_eq(metric(out.p, "pgjobd_jobs_finished_total{type=\"idle\",outcome=\"done\"}"), 0);
-	ck_assert_double_eq(metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"0.005\"}"), 1);
-	ck_assert_double_eq(metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"10\"}"), 2);
-	ck_assert_double_eq(metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"3600\"}"), 2);
-	ck_assert_double_eq(metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"+Inf\"}"), 3);
-	ck_assert_double_eq(metric(out.p, "pgjobd_handler_duration_seconds_count{type=\"mail\"}"), 3);
-	ck_assert_double_eq_tol(metric(out.p, "pgjobd_handler_duration_seconds_sum{type=\"mail\"}"), 100006.003, 1e-6);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_jobs_finished_total{type=\"mail\",outcome=\"done\"}"), 3);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_jobs_finished_total{type=\"mail\",outcome=\"dead\"}"), 1);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_jobs_finished_total{type=\"idle\",outcome=\"done\"}"), 0);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"0.005\"}"), 1);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"10\"}"), 2);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"3600\"}"), 2);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_handler_duration_seconds_bucket{type=\"mail\",le=\"+Inf\"}"), 3);
+	ck_assert_double_eq(metric(out.p, "pgjobd_handler_duration_seconds_count{type=\"mail\"}"),
+	                    3);
+	ck_assert_double_eq_tol(metric(out.p, "pgjobd_handler_duration_seconds_sum{type=\"mail\"}"),
+	                        100006.003, 1e-6);
 	ck_assert_double_eq(metric(out.p, "pgjobd_spawn_failures_total{type=\"mail\"}"), 1);
 	ck_assert_double_eq(metric(out.p, "pgjobd_pickup_delay_seconds_bucket{le=\"0.001\"}"), 1);
-	ck_assert_double_eq(metric(out.p, "pgjobd_exchange_duration_seconds_bucket{le=\"0.0025\"}"), 1);
-	ck_assert_double_eq(metric(out.p, "pgjobd_exchange_duration_seconds_bucket{le=\"0.001\"}"), 0);
+	ck_assert_double_eq(metric(out.p, "pgjobd_exchange_duration_seconds_bucket{le=\"0.0025\"}"),
+	                    1);
+	ck_assert_double_eq(metric(out.p, "pgjobd_exchange_duration_seconds_bucket{le=\"0.001\"}"),
+	                    0);
 	ck_assert_double_eq(metric(out.p, "pgjobd_leases_lost_total"), 1);
 	ck_assert_double_eq(metric(out.p, "pgjobd_db_reconnects_total"), 1);
 	ck_assert_double_eq(metric(out.p, "pgjobd_db_up"), 1);
@@ -361,7 +372,8 @@ START_TEST(test_label_values_are_escaped)
 	metrics_render(&out);
 	assert_prometheus_text(out.p);
 	ck_assert_double_eq(
-	    metric(out.p, "pgjobd_jobs_finished_total{type=\"a\\\"b\\\\c\\nd\",outcome=\"done\"}"), 1);
+	    metric(out.p, "pgjobd_jobs_finished_total{type=\"a\\\"b\\\\c\\nd\",outcome=\"done\"}"),
+	    1);
 	free(out.p);
 	metrics_reset();
 }
@@ -379,7 +391,8 @@ START_TEST(test_types_past_the_cap_share_one_series)
 	}
 	metrics_render(&out);
 	assert_prometheus_text(out.p);
-	ck_assert_double_eq(metric(out.p, "pgjobd_jobs_finished_total{type=\"t0\",outcome=\"done\"}"), 1);
+	ck_assert_double_eq(
+	    metric(out.p, "pgjobd_jobs_finished_total{type=\"t0\",outcome=\"done\"}"), 1);
 	ck_assert_double_eq(
 	    metric(out.p, "pgjobd_jobs_finished_total{type=\"_other\",outcome=\"done\"}"), 50);
 	snprintf(type, sizeof type, "t%d", METRICS_MAX_TYPES);
@@ -392,10 +405,11 @@ END_TEST
 START_TEST(test_metrics_listen_accepts_numeric_addresses_and_paths_only)
 {
 	static const char *const good[] = {"127.0.0.1:9464", "0.0.0.0:1", "[::1]:9464",
-		"[::]:65535", "/run/pgjobd/metrics.sock"};
-	static const char *const bad[] = {"localhost:9464", "127.0.0.1", "127.0.0.1:0",
-		"127.0.0.1:65536", "127.0.0.1:9x", "::1:9464", "[::1]9464", "[::1]:", "relative.sock",
-		"1.2.3:80", ":9464"};
+	                                   "[::]:65535", "/run/pgjobd/metrics.sock"};
+	static const char *const bad[] = {"localhost:9464",  "127.0.0.1",    "127.0.0.1:0",
+	                                  "127.0.0.1:65536", "127.0.0.1:9x", "::1:9464",
+	                                  "[::1]9464",       "[::1]:",       "relative.sock",
+	                                  "1.2.3:80",        ":9464"};
 	struct sockaddr_storage ss;
 	socklen_t len;
 	const char *err;
@@ -403,7 +417,7 @@ START_TEST(test_metrics_listen_accepts_numeric_addresses_and_paths_only)
 
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
 		ck_assert_msg(cfg_parse_listen(good[i], &ss, &len, &err) == 0, "%s refused: %s",
-		    good[i], err);
+		              good[i], err);
 	ck_assert_int_eq(cfg_parse_listen("[::1]:9464", &ss, &len, &err), 0);
 	ck_assert_int_eq(ss.ss_family, AF_INET6);
 	ck_assert_int_eq(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 9464);
@@ -423,7 +437,8 @@ START_TEST(test_bad_metrics_listen_is_reported_at_its_line)
 	struct cfg *c = cfg_load(path, &errors);
 
 	ck_assert_ptr_null(c);
-	ck_assert_int_ne(asprintf(&want, "%s:3: metrics_listen: bad address 'localhost:9464'", path), -1);
+	ck_assert_int_ne(
+	    asprintf(&want, "%s:3: metrics_listen: bad address 'localhost:9464'", path), -1);
 	ck_assert_msg(strstr(errors, want), "errors: %s", errors);
 	free(want);
 	free(errors);
@@ -521,7 +536,7 @@ read_response(int fd, int *status)
 		ssize_t n;
 
 		ck_assert_msg(left > 0 && poll(&p, 1, (int)left) == 1, "no response within %d ms",
-		    HTTP_MS);
+		              HTTP_MS);
 		n = read(fd, chunk, sizeof chunk);
 		if (n <= 0)
 			break;
@@ -545,7 +560,7 @@ request(int fd, const char *method, const char *path, int *status)
 	char req[256];
 
 	snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", method,
-	    path);
+	         path);
 	send_all(fd, req);
 	return read_response(fd, status);
 }
@@ -581,8 +596,8 @@ wait_metric(int port, const char *series, double want, int timeout_ms)
 		free(body);
 		if (v == want)
 			return;
-		ck_assert_msg(t_now_ms() < deadline, "%s is %g, not %g, after %d ms", series, v, want,
-		    timeout_ms);
+		ck_assert_msg(t_now_ms() < deadline, "%s is %g, not %g, after %d ms", series, v,
+		              want, timeout_ms);
 		poll(NULL, 0, 20);
 	}
 }
@@ -619,20 +634,20 @@ start(struct env *e, const char *db, const char *listen_on, const char *extra)
 	e->port = free_port();
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", e->port);
 	ck_assert_int_ne(asprintf(&text,
-			     "lease = 2s\nheartbeat = 200ms\npoll_interval = 500ms\n"
-			     "kill_grace = 500ms\nmetrics_listen = %s\n"
-			     "[handler.ok]\ncommand = /bin/cat\n"
-			     "[handler.bad]\ncommand = /bin/false\nmax_attempts = 1\n%s",
-			     listen_on ? listen_on : addr, extra ? extra : ""),
-	    -1);
+	                          "lease = 2s\nheartbeat = 200ms\npoll_interval = 500ms\n"
+	                          "kill_grace = 500ms\nmetrics_listen = %s\n"
+	                          "[handler.ok]\ncommand = /bin/cat\n"
+	                          "[handler.bad]\ncommand = /bin/false\nmax_attempts = 1\n%s",
+	                          listen_on ? listen_on : addr, extra ? extra : ""),
+	                 -1);
 	e->config = t_config(text);
 	free(text);
 	migrate(e->config);
 	/* ASan holds freed memory in quarantine (256 MiB by default): that
 	 * would read as growth in the RSS checks.  Ignored by a plain build. */
 	ck_assert_int_ne(asprintf(&env[0], "ASAN_OPTIONS=%s%squarantine_size_mb=1",
-			     asan ? asan : "", asan && *asan ? ":" : ""),
-	    -1);
+	                          asan ? asan : "", asan && *asan ? ":" : ""),
+	                 -1);
 	e->d = t_daemon_start(e->config, env);
 	free(env[0]);
 	t_daemon_wait_log(e->d, "ready:", READY_MS);
@@ -703,13 +718,17 @@ START_TEST(test_scrape_counts_jobs_by_type_and_outcome)
 	enqueue(&e, "gone", 1);
 	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"done\"}", 3, JOB_MS);
 	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"bad\",outcome=\"dead\"}", 1, JOB_MS);
-	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"gone\",outcome=\"dead\"}", 1, JOB_MS);
+	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"gone\",outcome=\"dead\"}", 1,
+	            JOB_MS);
 	body = scrape(e.port);
-	ck_assert_double_eq(metric(body, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"dead\"}"), 0);
-	ck_assert_double_eq(metric(body, "pgjobd_jobs_finished_total{type=\"bad\",outcome=\"done\"}"), 0);
+	ck_assert_double_eq(
+	    metric(body, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"dead\"}"), 0);
+	ck_assert_double_eq(
+	    metric(body, "pgjobd_jobs_finished_total{type=\"bad\",outcome=\"done\"}"), 0);
 	ck_assert_double_eq(metric(body, "pgjobd_handler_duration_seconds_count{type=\"ok\"}"), 3);
 	ck_assert_double_eq(metric(body, "pgjobd_handler_duration_seconds_count{type=\"bad\"}"), 1);
-	ck_assert_double_eq(metric(body, "pgjobd_handler_duration_seconds_count{type=\"gone\"}"), 0);
+	ck_assert_double_eq(metric(body, "pgjobd_handler_duration_seconds_count{type=\"gone\"}"),
+	                    0);
 	ck_assert_double_eq(metric(body, "pgjobd_spawn_failures_total{type=\"gone\"}"), 1);
 	ck_assert_double_eq(metric(body, "pgjobd_spawn_failures_total{type=\"ok\"}"), 0);
 	ck_assert_double_eq(metric(body, "pgjobd_pickup_delay_seconds_count"), 5);
@@ -721,7 +740,10 @@ START_TEST(test_scrape_counts_jobs_by_type_and_outcome)
 	ck_assert_double_eq(metric(body, "pgjobd_slots"), 4);
 	free(body);
 	/* What the database says agrees. */
-	ck_assert_int_eq(t_int(e.c, "SELECT count(*) FROM pgjobd.jobs WHERE type = 'ok' AND state = 'done'", NULL), 3);
+	ck_assert_int_eq(
+	    t_int(e.c, "SELECT count(*) FROM pgjobd.jobs WHERE type = 'ok' AND state = 'done'",
+	          NULL),
+	    3);
 	body = request(tcp_connect(e.port, NULL, false, 0), "GET", "/", &status);
 	ck_assert_int_eq(status, 404);
 	free(body);
@@ -746,7 +768,7 @@ START_TEST(test_serves_on_a_unix_socket_and_removes_it_at_stop)
 	int status;
 
 	snprintf(path, sizeof path, "%s/pgjobd-metrics-%d.sock", dir && *dir ? dir : "/tmp",
-	    (int)getpid());
+	         (int)getpid());
 	snprintf(listen_on, sizeof listen_on, "%s", path);
 	start(&e, "metrics_unix", listen_on, NULL);
 	enqueue(&e, "ok", 1);
@@ -769,7 +791,8 @@ END_TEST
 
 START_TEST(test_request_sent_byte_by_byte_delays_no_job_or_scrape)
 {
-	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n";
+	static const char req[] =
+	    "GET /metrics HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n";
 	struct env e;
 	char *body, sql[256], *seen;
 	int slow, status;
@@ -783,12 +806,15 @@ START_TEST(test_request_sent_byte_by_byte_delays_no_job_or_scrape)
 		free(scrape(e.port));
 		if (i == 3) {
 			enqueue(&e, "ok", 1);
-			wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"done\"}", 1,
-			    JOB_MS);
+			wait_metric(e.port,
+			            "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"done\"}", 1,
+			            JOB_MS);
 			/* And the heartbeat goes on. */
 			seen = t_str(e.c, "SELECT last_seen::text FROM pgjobd.workers", NULL);
-			snprintf(sql, sizeof sql,
-			    "SELECT (max(last_seen) > '%s'::timestamptz)::text FROM pgjobd.workers", seen);
+			snprintf(
+			    sql, sizeof sql,
+			    "SELECT (max(last_seen) > '%s'::timestamptz)::text FROM pgjobd.workers",
+			    seen);
 			t_wait_value(e.c, "true", JOB_MS, sql);
 			free(seen);
 		}
@@ -797,7 +823,8 @@ START_TEST(test_request_sent_byte_by_byte_delays_no_job_or_scrape)
 	body = read_response(slow, &status);
 	ck_assert_int_eq(status, 200);
 	assert_prometheus_text(body);
-	ck_assert_double_eq(metric(body, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"done\"}"), 1);
+	ck_assert_double_eq(
+	    metric(body, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"done\"}"), 1);
 	free(body);
 	stop(&e);
 }
@@ -854,7 +881,8 @@ closed_by_peer(int fd)
 
 START_TEST(test_thousand_connections_are_capped_and_jobs_go_on)
 {
-	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: flood\r\nConnection: close\r\n\r\n";
+	static const char req[] =
+	    "GET /metrics HTTP/1.1\r\nHost: flood\r\nConnection: close\r\n\r\n";
 	struct rlimit rl;
 	struct env e;
 	int *fds = calloc(FLOOD, sizeof *fds), fds0, done;
@@ -890,7 +918,8 @@ START_TEST(test_thousand_connections_are_capped_and_jobs_go_on)
 		done = 0;
 		for (int i = 0; i < FLOOD; i++) {
 			if (!sent[i] && !over[i]) {
-				ssize_t w = send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+				ssize_t w =
+				    send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 				sent[i] = w == (ssize_t)sizeof req - 1;
 				over[i] = w < 0 && errno != EAGAIN && errno != ENOTCONN;
 			}
@@ -900,8 +929,8 @@ START_TEST(test_thousand_connections_are_capped_and_jobs_go_on)
 		if (done == FLOOD)
 			break;
 		ck_assert_int_le(open_fds(e.d->pid), fds0 + SERVER_CONNECTIONS);
-		ck_assert_msg(t_now_ms() < deadline, "%d of %d connections still open", FLOOD - done,
-		    FLOOD);
+		ck_assert_msg(t_now_ms() < deadline, "%d of %d connections still open",
+		              FLOOD - done, FLOOD);
 		poll(NULL, 0, 50);
 	}
 	ck_assert_int_lt(rss_kib(e.d->pid), rss0 + 16 * 1024);
@@ -927,14 +956,15 @@ START_TEST(test_address_in_use_is_fatal_at_start)
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	ck_assert_int_eq(listen(fd, 1), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	ck_assert_int_ne(asprintf(&text, "metrics_listen = 127.0.0.1:%d\n[handler.ok]\ncommand = /bin/cat\n",
-			     ntohs(sa.sin_port)),
+	ck_assert_int_ne(
+	    asprintf(&text, "metrics_listen = 127.0.0.1:%d\n[handler.ok]\ncommand = /bin/cat\n",
+	             ntohs(sa.sin_port)),
 	    -1);
 	cfg = t_config(text);
 	migrate(cfg);
 	d = t_daemon_start(cfg, NULL);
 	snprintf(want, sizeof want, "metrics_listen 127.0.0.1:%d: Address already in use",
-	    ntohs(sa.sin_port));
+	         ntohs(sa.sin_port));
 	t_daemon_wait_log(d, want, 20000);
 	ck_assert_int_eq(t_daemon_wait(d, 20000), 1);
 	close(fd);
@@ -986,7 +1016,8 @@ START_TEST(test_lost_lease_is_counted_and_running_handlers_shown)
 	/* Another worker's lease now, as after an expiry and a rescue. */
 	PQclear(t_exec(e.c, "UPDATE pgjobd.jobs SET lease_token = lease_token + 1000000", NULL));
 	wait_metric(e.port, "pgjobd_leases_lost_total", 1, JOB_MS);
-	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"hold\",outcome=\"lost\"}", 1, JOB_MS);
+	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"hold\",outcome=\"lost\"}", 1,
+	            JOB_MS);
 	wait_metric(e.port, "pgjobd_handlers_running", 0, JOB_MS);
 	stop(&e);
 }
