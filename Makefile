@@ -50,7 +50,7 @@ check_strays_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := $(CFG_OBJS) xmalloc.o
 check_ctl_OBJS :=
-check_metrics_OBJS := metrics.o buf.o $(CFG_OBJS) xmalloc.o
+check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o
 # Run once, outside the sanitizer loop: it installs the package (make deb)
 # into a Debian 12 booted by tests/with-nspawn.sh, when the machine can.
 ONCE_TESTS := check_systemd

@@ -25,6 +25,7 @@
 
 #include "cfg.h"
 #include "metrics.h"
+#include "outcome.h"
 #include "testlib.h"
 
 #define READY_MS 20000
@@ -358,6 +359,25 @@ START_TEST(test_exposition_parses_and_counts)
 	ck_assert_double_eq(metric(out.p, "pgjobd_db_up"), 1);
 	ck_assert_double_eq(metric(out.p, "pgjobd_handlers_running"), 2);
 	ck_assert_double_eq(metric(out.p, "pgjobd_slots"), 8);
+	free(out.p);
+	metrics_reset();
+}
+END_TEST
+
+START_TEST(test_every_outcome_has_its_series)
+{
+	struct buf out = {0};
+	char series[128];
+
+	metrics_reset();
+	for (int k = 0; k < OUTCOME_KINDS; k++)
+		metrics_job_finished("t", outcome_names[k]);
+	metrics_render(&out);
+	for (int k = 0; k < OUTCOME_KINDS; k++) {
+		snprintf(series, sizeof series,
+		         "pgjobd_jobs_finished_total{type=\"t\",outcome=\"%s\"}", outcome_names[k]);
+		ck_assert_msg(metric(out.p, series) == 1, "%s is not counted", series);
+	}
 	free(out.p);
 	metrics_reset();
 }
@@ -1031,6 +1051,7 @@ main(void)
 	TCase *td = tcase_create("daemon");
 
 	tcase_add_test(tc, test_exposition_parses_and_counts);
+	tcase_add_test(tc, test_every_outcome_has_its_series);
 	tcase_add_test(tc, test_label_values_are_escaped);
 	tcase_add_test(tc, test_types_past_the_cap_share_one_series);
 	tcase_add_test(tc, test_metrics_listen_accepts_numeric_addresses_and_paths_only);
