@@ -18,8 +18,8 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 # pkg-config is queried lazily (=) so that `make deps` can install it first.
 # Debian's libev-dev ships no .pc file, hence the fallback.
-PKG_CFLAGS  = $(shell pkg-config --cflags libpq inih libcares)
-PKG_LIBS    = $(shell pkg-config --libs libpq inih libcares) $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+PKG_CFLAGS  = $(shell pkg-config --cflags libpq inih libcares libmicrohttpd)
+PKG_LIBS    = $(shell pkg-config --libs libpq inih libcares libmicrohttpd) $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
 
 B := build
@@ -29,14 +29,15 @@ CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o stmts.o db.o \
                conninfo.o resolve.o \
                daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o strays.o \
-               sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o
+               sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o \
+               metrics.o metrics_http.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn \
               check_daemon check_fence check_strays check_notify check_ops check_ctl \
-              check_conninfo check_resolve check_net
+              check_conninfo check_resolve check_net check_metrics
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
@@ -53,6 +54,7 @@ check_ctl_OBJS :=
 check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
 check_resolve_OBJS := resolve.o log.o xmalloc.o
 check_net_OBJS :=
+check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o
 # Run once, outside the sanitizer loop: it installs the package (make deb)
 # into a Debian 12 booted by tests/with-nspawn.sh, when the machine can.
 ONCE_TESTS := check_systemd

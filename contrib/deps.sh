@@ -4,8 +4,8 @@
 # As root it runs apt-get; otherwise it prints the one command to run.
 # Quiet and idempotent when everything is present.
 set -eu
-PKGS="gcc make pkg-config libpq-dev libev-dev libinih-dev libc-ares-dev check postgresql
-      groff-base man-db systemd iproute2 openssl util-linux
+PKGS="gcc make pkg-config libpq-dev libev-dev libinih-dev libc-ares-dev libmicrohttpd-dev check
+      postgresql groff-base man-db systemd iproute2 openssl util-linux
       dpkg-dev debhelper lintian systemd-container debootstrap"
 missing=""
 for p in $PKGS; do

@@ -42,6 +42,7 @@ enum {
 	MK_KILL_GRACE,
 	MK_OUTPUT_LIMIT,
 	MK_NAME,
+	MK_METRICS_LISTEN,
 	MK_COUNT
 };
 
@@ -62,7 +63,8 @@ enum {
 #define CFG_OFF(f) offsetof(struct cfg, f)
 #define HANDLER_OFF(f) offsetof(struct cfg_handler, f)
 
-/* [pgjobd].  database and name are not reloadable: see cfg_unreloadable_changes(). */
+/* [pgjobd].  database, name and metrics_listen are not reloadable:
+ * see cfg_unreloadable_changes(). */
 static const struct cfg_key main_keys[MK_COUNT] = {
     [MK_DATABASE] = {"database", KT_STRING, "", 0, -1, 0, CFG_OFF(database)},
     [MK_QUEUES] = {"queues", KT_QUEUES, "default", 0, -1, K_RELOAD, CFG_OFF(queues)},
@@ -79,6 +81,7 @@ static const struct cfg_key main_keys[MK_COUNT] = {
     [MK_OUTPUT_LIMIT] = {"output_limit", KT_SIZE, "64KiB", 0, 16 * CFG_MIB, K_RELOAD,
                          CFG_OFF(output_limit)},
     [MK_NAME] = {"name", KT_WORKER_NAME, "", 0, -1, 0, CFG_OFF(name)},
+    [MK_METRICS_LISTEN] = {"metrics_listen", KT_LISTEN, "", 0, -1, 0, CFG_OFF(metrics_listen)},
 };
 
 /* [handler.TYPE]. */
@@ -508,6 +511,7 @@ cfg_free(struct cfg *cfg)
 	free(cfg->database);
 	cfg_free_words(cfg->queues);
 	free(cfg->name);
+	free(cfg->metrics_listen);
 	free(cfg);
 }
 
@@ -553,7 +557,7 @@ cfg_unreloadable_changes(const struct cfg *old, const struct cfg *new_, char *bu
 		if (k->flags & K_RELOAD)
 			continue;
 		/* Only text keys are not reloadable; a new one of another type needs code here. */
-		if (k->type != KT_STRING && k->type != KT_WORKER_NAME)
+		if (k->type != KT_STRING && k->type != KT_WORKER_NAME && k->type != KT_LISTEN)
 			abort();
 		a = *(char *const *)((const char *)old + k->off);
 		b = *(char *const *)((const char *)new_ + k->off);

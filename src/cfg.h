@@ -49,6 +49,7 @@ struct cfg {
 	int64_t kill_grace_ms;
 	size_t output_limit;
 	char *name;              /* "" : host:pid, filled in by the daemon */
+	char *metrics_listen;    /* "" : off; else HOST:PORT or /path (cfg_parse_listen) */
 	struct cfg_handler *handlers; /* sorted by type */
 	int nhandlers;
 };

@@ -360,6 +360,17 @@ cfg_field_parse(struct cfg_errors *errs, const struct cfg_key *k, const char *te
 	case KT_ENVIRONMENT: return parse_environment(errs, k, text, line, cut, (char ***)field);
 	case KT_EXIT_CODES: return parse_exit_codes(errs, k, text, line, (uint8_t *)field);
 	case KT_DIRECTORY: return parse_directory(errs, k, text, line, (char **)field);
+	case KT_LISTEN: {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (*text && cfg_parse_listen(text, &ss, &len, &err) < 0) {
+			cfg_error(errs, line, "%s: bad address '%s' (%s)", k->name, text, err);
+			return false;
+		}
+		*(char **)field = xstrdup(text);
+		return true;
+	}
 	}
 	abort();
 }

@@ -27,6 +27,7 @@ enum key_type {
 	KT_ENVIRONMENT, /* char **, NAME=VALUE words */
 	KT_EXIT_CODES,  /* uint8_t[32] bitmap of 1-255 */
 	KT_DIRECTORY,   /* char *, an absolute path to a directory */
+	KT_LISTEN,      /* char *, empty or an address cfg_parse_listen() accepts */
 };
 
 enum {

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -348,4 +351,85 @@ cfg_valid_worker_name(const char *s)
 			return false;
 	}
 	return true;
+}
+
+/* A port of 1-65535 in decimal, nothing else. */
+static bool
+parse_port(const char *s, in_port_t *port)
+{
+	int64_t v;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s) || !cfg_parse_int(s, &v) || v < 1 ||
+	    v > 65535)
+		return false;
+	*port = htons((uint16_t)v);
+	return true;
+}
+
+int
+cfg_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, const char **err)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon;
+	size_t n;
+
+	memset(ss, 0, sizeof *ss);
+	if (s[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
+		if (strlen(s) >= sizeof un->sun_path) {
+			*err = "a unix socket path must be shorter than 108 bytes";
+			return -1;
+		}
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, s, strlen(s) + 1);
+		*len = (socklen_t)sizeof *un;
+		return 0;
+	}
+	if (s[0] == '[') {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		const char *close = strchr(s, ']');
+		n = close ? (size_t)(close - s - 1) : 0;
+		if (!close || close[1] != ':' || n >= sizeof host) {
+			*err = "use [IPV6]:PORT";
+			return -1;
+		}
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+		in6->sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
+			*err = "not a numeric IPv6 address";
+			return -1;
+		}
+		if (!parse_port(close + 2, &in6->sin6_port)) {
+			*err = "the port must be 1-65535";
+			return -1;
+		}
+		*len = (socklen_t)sizeof *in6;
+		return 0;
+	}
+	colon = strchr(s, ':');
+	if (!colon || strchr(colon + 1, ':')) {
+		*err = colon ? "an IPv6 address needs brackets: [::1]:9464"
+		             : "use IPV4:PORT, [IPV6]:PORT or an absolute path";
+		return -1;
+	}
+	n = (size_t)(colon - s);
+	if (n >= sizeof host) {
+		*err = "not a numeric IPv4 address";
+		return -1;
+	}
+	memcpy(host, s, n);
+	host[n] = '\0';
+	in->sin_family = AF_INET;
+	if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
+		*err = "not a numeric IPv4 address (no host names: resolving one would block)";
+		return -1;
+	}
+	if (!parse_port(colon + 1, &in->sin_port)) {
+		*err = "the port must be 1-65535";
+		return -1;
+	}
+	*len = (socklen_t)sizeof *in;
+	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define CFG_NAME_MAX 128 /* type and queue names: 1-128 of [A-Za-z0-9_.:-] */
 #define CFG_NAME_HINT "1-128 characters of A-Z a-z 0-9 _ . : -"
@@ -27,6 +28,13 @@
  */
 int cfg_parse_duration(const char *s, int64_t *ms, const char **err);
 int cfg_parse_size(const char *s, size_t *bytes, const char **err);
+
+/*
+ * A listening address: IPV4:PORT or [IPV6]:PORT with a numeric address
+ * (no name lookup, which would block) and a port of 1-65535, or an
+ * absolute path for a unix socket.  Sets *SS and *LEN.
+ */
+int cfg_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, const char **err);
 
 /* The shortest exact spelling of a duration, for messages: 90000 -> "90s". */
 void cfg_format_duration(int64_t ms, char *buf, size_t len);

@@ -14,6 +14,8 @@
 #include "heartbeat.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "migrate.h"
 #include "rescue.h"
 #include "sdnotify.h"
@@ -54,6 +56,7 @@ struct daemon {
 	struct exchange *ex;
 	struct heartbeat *hb;
 	struct rescue *rescue;
+	struct metrics_http *http; /* NULL: metrics_listen is off */
 	enum dstate state;
 	enum dereg_state dereg;
 	int exit_status;
@@ -90,10 +93,19 @@ ms_to_s(int64_t ms)
 	return (double)ms / 1000.0;
 }
 
+/* Their series exist from the start, at zero. */
+static void
+declare_types(const struct cfg *c)
+{
+	for (int i = 0; i < c->nhandlers; i++)
+		metrics_declare_type(c->handlers[i].type);
+}
+
 static void
 update_status(struct daemon *d)
 {
 	d->status_dirty = true;
+	metrics_handlers(d->nrunning, cur(d)->concurrency);
 }
 
 static void
@@ -181,16 +193,19 @@ spawn_done(const struct spawn_result *r, void *arg)
 	struct daemon *d = ev_userdata(EV_DEFAULT);
 
 	d->nrunning--;
+	metrics_handler_duration(j->type, (double)r->duration_ms / 1000.0);
 	switch (job_finish(j, r, (double)random() / RAND_MAX)) {
 	case JOB_END_OUTCOME:
 		break; /* JOB_FINISHED: the next exchange writes it */
 	case JOB_END_CANCELLED:
 		d->n_cancelled++;
+		metrics_job_finished(j->type, METRICS_CANCELLED);
 		TAILQ_REMOVE(&d->jobs, j, link);
 		job_free(j);
 		break;
 	case JOB_END_LOST:
 		d->n_lost++;
+		metrics_job_finished(j->type, METRICS_LOST);
 		TAILQ_REMOVE(&d->jobs, j, link);
 		job_free(j);
 		break;
@@ -208,10 +223,13 @@ on_leased(void *arg, const struct job_lease *l, struct conf *conf)
 	struct job *j = job_new(l, conf);
 
 	TAILQ_INSERT_TAIL(&d->jobs, j, link);
+	metrics_pickup_delay(l->pickup_delay_ms / 1000.0);
 	if (d->state != D_RUNNING)
 		job_release(j); /* leased while a stop began: hand it straight back */
 	else if (job_start(j, d->loop, spawn_done, j))
 		d->nrunning++;
+	else if (!j->args_error) /* unusable args are the job's fault, not a spawn's */
+		metrics_spawn_failure(j->type);
 	update_status(d);
 }
 
@@ -221,6 +239,7 @@ on_written(void *arg, struct job *j, bool accepted)
 	struct daemon *d = arg;
 
 	/* Counted once written: a refused outcome did not happen. */
+	metrics_job_finished(j->type, accepted ? outcome_names[j->out.kind] : METRICS_REFUSED);
 	if (!accepted) {
 		log_warnx("job %" PRId64 " outcome %s refused: its lease is no longer current "
 			  "(expired and taken over, or cancelled)",
@@ -251,6 +270,7 @@ static void
 on_lease_lost(void *arg, struct job *j)
 {
 	(void)arg;
+	metrics_lease_lost();
 	log_warnx("job %" PRId64 " type=%s attempt=%d: lease lost, killing its handler", j->id,
 	    j->type, j->attempt);
 	job_kill(j, KILL_LEASE_LOST, false);
@@ -269,6 +289,7 @@ static void
 on_fenced(void *arg, struct job *j, double age)
 {
 	(void)arg;
+	metrics_lease_lost();
 	log_warnx("job %" PRId64 " type=%s attempt=%d: lease not extended for %.3fs "
 		  "(database unreachable), killing its handler before another worker runs the job",
 	    j->id, j->type, j->attempt, age);
@@ -484,6 +505,7 @@ db_up(void *arg, int schema_version)
 		log_warnx("the database schema is at version %d, newer than this pgjobd's %d",
 		    schema_version, need);
 	d->schema_ok = true;
+	metrics_db_up(true);
 	/* Registers the worker, re-checks leases after an outage. */
 	d->want_heartbeat = d->want_rescue = d->want_lease = true;
 	update_status(d);
@@ -494,6 +516,7 @@ static void
 db_down(void *arg)
 {
 	/* Every statement in flight has had its callback, with NULL. */
+	metrics_db_up(false);
 	update_status(arg);
 }
 
@@ -669,6 +692,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		c->name = xstrdup(old->cfg->name);
 		d->conf = conf_new(c);
 		conf_unref(old);
+		declare_types(c);
 		apply_timers(d);
 		db_set_timing(d->db, &(struct db_timing){c->heartbeat_ms, c->lease_ms});
 		log_notice("configuration reloaded: queues %d, handlers %d, concurrency %d",
@@ -733,6 +757,14 @@ daemon_main(const char *path, struct cfg *cfg)
 	d->state = D_STARTING;
 	TAILQ_INIT(&d->jobs);
 	heartbeat_identity(&d->id, cfg);
+	/* Asked for and not possible: better no daemon than a blind one. */
+	if (*cfg->metrics_listen && !(d->http = metrics_http_start(d->loop, cfg->metrics_listen))) {
+		conf_unref(d->conf);
+		ev_loop_destroy(d->loop);
+		free(d);
+		return 1;
+	}
+	declare_types(cfg);
 
 	/* A handler that stops reading its stdin must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
@@ -758,6 +790,8 @@ daemon_main(const char *path, struct cfg *cfg)
 	exchange_free(d->ex);
 	heartbeat_free(d->hb);
 	rescue_free(d->rescue);
+	metrics_http_stop(d->http);
+	metrics_reset();
 	wake_stop(&d->wake);
 	while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
 		TAILQ_REMOVE(&d->jobs, j, link);

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
 #include "stmts.h"
 #include "xmalloc.h"
 
@@ -15,12 +16,13 @@
 
 /* The columns of exchange.sql's rows. */
 enum { C_KIND, C_ID, C_TOKEN, C_TYPE, C_QUEUE, C_ATTEMPT, C_MAX_ATTEMPTS, C_TIMEOUT_MS,
-	C_PAYLOAD, C_NARGS, C_ARGS, C_ARGS_ERROR, C_COUNT };
+	C_PAYLOAD, C_NARGS, C_ARGS, C_ARGS_ERROR, C_PICKUP_DELAY_MS, C_COUNT };
 static const char *const columns[C_COUNT] = {
 	[C_KIND] = "kind", [C_ID] = "id", [C_TOKEN] = "token", [C_TYPE] = "type",
 	[C_QUEUE] = "queue", [C_ATTEMPT] = "attempt", [C_MAX_ATTEMPTS] = "max_attempts",
 	[C_TIMEOUT_MS] = "timeout_ms", [C_PAYLOAD] = "payload", [C_NARGS] = "nargs",
 	[C_ARGS] = "args", [C_ARGS_ERROR] = "args_error",
+	[C_PICKUP_DELAY_MS] = "pickup_delay_ms",
 };
 
 struct exchange {
@@ -141,6 +143,7 @@ jobs_leased(struct exchange *x, PGresult *res, const int *col, struct conf *conf
 		    .args = value(res, i, col[C_ARGS]),
 		    .args_error = value(res, i, col[C_ARGS_ERROR]),
 		    .sent_at = x->sent_at,
+		    .pickup_delay_ms = strtod(PQgetvalue(res, i, col[C_PICKUP_DELAY_MS]), NULL),
 		};
 		x->hooks->leased(x->arg, &l, conf);
 	}
@@ -159,6 +162,8 @@ exchange_done(void *arg, PGresult *res)
 
 	x->conf = NULL;
 	x->state = EX_IDLE;
+	if (res)
+		metrics_exchange_duration(job_clock() - x->sent_at);
 	TAILQ_FOREACH(j, x->jobs, link)
 		had_outcomes |= j->state == JOB_WRITING;
 	if (!res) {

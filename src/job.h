@@ -52,6 +52,7 @@ struct job_lease {
 	const char *args;         /* payload args, "\n"-joined and escaped */
 	const char *args_error;   /* why payload args are unusable */
 	double sent_at;           /* job_clock() when the lease was asked for */
+	double pickup_delay_ms;   /* lease time minus run_at, the database's clock */
 };
 
 struct job {

@@ -1210,7 +1210,7 @@ START_TEST(test_key_names_lists_every_key)
 	    "heartbeat",         "poll_interval", "shutdown_timeout",  "kill_grace",
 	    "output_limit",      "name",          "command",           "timeout",
 	    "max_attempts",      "backoff",       "backoff_max",       "dead_exit_codes",
-	    "working_directory", "environment",   "args_from_payload",
+	    "working_directory", "environment",   "args_from_payload", "metrics_listen",
 	};
 	const char *const *names = cfg_key_names();
 	size_t n = 0;

@@ -27,7 +27,7 @@ command -v debootstrap >/dev/null || skip "no debootstrap"
 suite=bookworm
 # Everything the tests need inside: systemd, PostgreSQL, pgjobd's libraries
 # and adduser (its package's dependencies: there is no network inside).
-pkgs="systemd systemd-sysv dbus procps adduser libpq5 libev4 libinih1 libc-ares2 postgresql-15"
+pkgs="systemd systemd-sysv dbus procps adduser libpq5 libev4 libinih1 libc-ares2 libmicrohttpd12 postgresql-15"
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 mirror=${PGJOBD_NSPAWN_MIRROR:-${mirror:-http://deb.debian.org/debian}}
 cache=${PGJOBD_NSPAWN_CACHE:-/var/cache/pgjobd-test}

@@ -80,10 +80,14 @@ l AS (
     CASE WHEN jsonb_typeof(j.payload) = 'object' AND j.payload ? 'args' AND
       (jsonb_typeof(j.payload -> 'args') <> 'array' OR EXISTS (SELECT 1 FROM
         jsonb_array_elements(j.payload -> 'args') e WHERE jsonb_typeof(e) <> 'string'))
-    THEN 'payload "args" is not an array of strings' END AS args_error
+    THEN 'payload "args" is not an array of strings' END AS args_error,
+    -- For the metrics only (pgjobd_pickup_delay_seconds): how long the
+    -- job waited past its due time; run_at is not changed by this lease.
+    extract(epoch FROM now() - j.run_at)::float8 * 1000 AS pickup_delay_ms
 )
 SELECT 'l' AS kind, l.id, l.lease_token AS token, l.type, l.queue, l.attempts AS attempt,
-       l.max_attempts, l.timeout_ms, l.payload, l.nargs, l.args, l.args_error
+       l.max_attempts, l.timeout_ms, l.payload, l.nargs, l.args, l.args_error,
+       l.pickup_delay_ms
   FROM l
 UNION ALL
-SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u
+SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u
