@@ -25,15 +25,17 @@ CHECK_FLAGS = $(shell pkg-config --cflags --libs check)
 B := build
 VERSION := $(shell cat src/VERSION)
 
-DAEMON_OBJS := main.o log.o xmalloc.o buf.o cfg.o migrate.o migrations.o stmts.o db.o daemon.o \
+DAEMON_OBJS := main.o log.o xmalloc.o buf.o cfg.o migrate.o migrations.o downgrades.o stmts.o db.o daemon.o \
                sdnotify.o spawn.o tail.o
 SQL := $(sort $(wildcard sql/*.sql))
+DOWN_SQL := $(sort $(wildcard sql/down/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_cli check_tail check_spawn check_daemon check_notify check_ops
+TESTS      := check_cfg check_sql check_storage check_cli check_tail check_spawn check_daemon check_notify check_ops
 check_cfg_OBJS := cfg.o xmalloc.o
 check_sql_OBJS := stmts.o
+check_storage_OBJS := stmts.o
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
 check_spawn_OBJS := spawn.o tail.o
@@ -52,6 +54,8 @@ $(B) $(B)/asan:
 
 $(B)/migrations.c: $(SQL) src/mksql.sh | $(B)
 	src/mksql.sh migrations $(SQL) > $@.tmp && mv $@.tmp $@
+$(B)/downgrades.c: $(DOWN_SQL) src/mksql.sh | $(B)
+	src/mksql.sh downgrades $(DOWN_SQL) > $@.tmp && mv $@.tmp $@
 $(B)/stmts.c: $(STMT_SQL) src/mksql.sh | $(B)
 	src/mksql.sh stmts $(STMT_SQL) > $@.tmp && mv $@.tmp $@
 $(B)/stmts.h: $(STMT_SQL) src/mksql.sh | $(B)
@@ -62,9 +66,9 @@ $(B)/%.o: src/%.c | $(B) $(B)/stmts.h
 	$(CC) $(STD) $(CFLAGS) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -iquote $(B) -MMD -MP -c -o $@ $<
 $(B)/asan/%.o: src/%.c | $(B)/asan $(B)/stmts.h
 	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -iquote $(B) -MMD -MP -c -o $@ $<
-$(B)/migrations.o $(B)/stmts.o: $(B)/%.o: $(B)/%.c $(B)/stmts.h
+$(B)/migrations.o $(B)/downgrades.o $(B)/stmts.o: $(B)/%.o: $(B)/%.c $(B)/stmts.h
 	$(CC) $(STD) $(CFLAGS) $(WARN) -iquote src -iquote $(B) -c -o $@ $<
-$(B)/asan/migrations.o $(B)/asan/stmts.o: $(B)/asan/%.o: $(B)/%.c $(B)/stmts.h | $(B)/asan
+$(B)/asan/migrations.o $(B)/asan/downgrades.o $(B)/asan/stmts.o: $(B)/asan/%.o: $(B)/%.c $(B)/stmts.h | $(B)/asan
 	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -iquote src -iquote $(B) -c -o $@ $<
 
 $(B)/pgjobd: $(addprefix $(B)/,$(DAEMON_OBJS))

@@ -331,6 +331,7 @@ $$;
 -- Scheduled rows get their own state; finished rows move to history.
 -- Rows already past their new retention are kept until tomorrow: an
 -- upgrade never removes anything by itself.
+ALTER TABLE pgjobd.live DROP CONSTRAINT jobs_state_check;
 UPDATE pgjobd.live SET state = 'scheduled' WHERE state = 'ready' AND run_at > now();
 SELECT pgjobd._make_partitions();
 WITH m AS (
@@ -353,7 +354,6 @@ INSERT INTO pgjobd.attempt_history (id, job_id, attempt, worker, started_at, fin
 SELECT m.id, m.job_id, m.attempt, m.worker, m.started_at, m.finished_at, m.outcome,
        m.exit_code, m.signal, m.error, m.purge_on FROM m;
 
-ALTER TABLE pgjobd.live DROP CONSTRAINT jobs_state_check;
 ALTER TABLE pgjobd.live ADD CONSTRAINT jobs_state_check
 	CHECK (state IN ('scheduled', 'ready', 'running'));
 
@@ -363,24 +363,40 @@ CREATE INDEX live_scheduled_idx ON pgjobd.live (queue, type, run_at)
 	WHERE state = 'scheduled';
 -- maintain()'s promotion of due scheduled rows, across all queues.
 CREATE INDEX live_due_idx ON pgjobd.live (run_at) WHERE state = 'scheduled';
+-- queue_stats: counts per (queue, state) and the oldest ready run_at,
+-- from the index alone.  (Replaces version 1's jobs_queue_state_idx.)
+DROP INDEX pgjobd.jobs_queue_state_idx;
+CREATE INDEX live_queue_state_idx ON pgjobd.live (queue, state, run_at);
 -- maintain()'s expiry.
 CREATE INDEX live_expires_idx ON pgjobd.live (expires_at)
 	WHERE expires_at IS NOT NULL AND state <> 'running';
 
 -- ------------------------------------------------------------------ views
 
+-- Live rows come in three branches, each with a constant state, so that a
+-- query for one state skips the branches that cannot hold it (the planner
+-- folds "'running' = 'dead'" to false) and a query for a finished state
+-- never reads pgjobd.live at all.  Each live row is in exactly one branch.
 CREATE VIEW pgjobd.jobs AS
-SELECT l.id, l.queue, l.type, l.payload,
-       CASE WHEN l.state <> 'running' AND l.expires_at <= now() THEN 'expired'
-            WHEN l.state = 'scheduled' THEN 'ready'
-            ELSE l.state END AS state,
+SELECT l.id, l.queue, l.type, l.payload, 'running'::text AS state,
        l.priority, l.run_at, l.attempts, l.max_attempts, l.timeout, l.idempotency_key,
-       l.created_at, l.started_at,
-       CASE WHEN l.state <> 'running' AND l.expires_at <= now() THEN l.expires_at
-            ELSE l.finished_at END AS finished_at,
-       l.worker, l.exit_code, l.last_error, l.result, l.lease_token, l.lease_expires_at,
-       l.expires_at, NULL::date AS purge_on
+       l.created_at, l.started_at, l.finished_at, l.worker, l.exit_code, l.last_error, l.result,
+       l.lease_token, l.lease_expires_at, l.expires_at, NULL::date AS purge_on
+  FROM pgjobd.live l WHERE l.state = 'running'
+UNION ALL
+SELECT l.id, l.queue, l.type, l.payload, 'ready'::text,
+       l.priority, l.run_at, l.attempts, l.max_attempts, l.timeout, l.idempotency_key,
+       l.created_at, l.started_at, l.finished_at, l.worker, l.exit_code, l.last_error, l.result,
+       l.lease_token, l.lease_expires_at, l.expires_at, NULL::date
   FROM pgjobd.live l
+ WHERE l.state <> 'running' AND (l.expires_at IS NULL OR l.expires_at > now())
+UNION ALL
+-- Past its expires_at, not started: expired (maintain() moves it to history).
+SELECT l.id, l.queue, l.type, l.payload, 'expired'::text,
+       l.priority, l.run_at, l.attempts, l.max_attempts, l.timeout, l.idempotency_key,
+       l.created_at, l.started_at, l.expires_at, l.worker, l.exit_code, l.last_error, l.result,
+       l.lease_token, l.lease_expires_at, l.expires_at, NULL::date
+  FROM pgjobd.live l WHERE l.state <> 'running' AND l.expires_at <= now()
 UNION ALL
 SELECT h.id, h.queue, h.type, h.payload, h.state, h.priority, h.run_at, h.attempts,
        h.max_attempts, h.timeout, h.idempotency_key, h.created_at, h.started_at, h.finished_at,
@@ -482,20 +498,30 @@ $$;
 CREATE TRIGGER attempts_write INSTEAD OF INSERT ON pgjobd.attempts
 	FOR EACH ROW EXECUTE FUNCTION pgjobd._attempts_write();
 
--- Live rows are counted (the backlog); history from its counts.  A live
--- row past its expires_at counts as expired until maintain() moves it.
+-- Live rows are counted from indexes (live_queue_state_idx, index-only),
+-- history from its counts, so neither reads table rows by the million.  Due
+-- scheduled rows count as ready, and a live row past its expires_at as
+-- expired; both are few (maintain() promotes and moves them).
 CREATE VIEW pgjobd.queue_stats AS
-WITH l AS (
+WITH a AS (
 	SELECT queue,
-	       count(*) FILTER (WHERE state <> 'running' AND expires_at <= now()) AS expired,
-	       count(*) FILTER (WHERE state <> 'running' AND run_at <= now()
-	                          AND (expires_at IS NULL OR expires_at > now())) AS ready,
-	       count(*) FILTER (WHERE state <> 'running' AND run_at > now()
-	                          AND (expires_at IS NULL OR expires_at > now())) AS scheduled,
-	       count(*) FILTER (WHERE state = 'running') AS running,
-	       min(run_at) FILTER (WHERE state <> 'running' AND run_at <= now()
-	                             AND (expires_at IS NULL OR expires_at > now())) AS oldest
+	       count(*) FILTER (WHERE state = 'ready')     AS ready,
+	       count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
+	       count(*) FILTER (WHERE state = 'running')   AS running
 	  FROM pgjobd.live GROUP BY queue
+),
+d AS (
+	SELECT queue, count(*) AS n, min(run_at) AS oldest
+	  FROM pgjobd.live
+	 WHERE state = 'scheduled' AND run_at <= now()
+	   AND (expires_at IS NULL OR expires_at > now())
+	 GROUP BY queue
+),
+e AS (
+	SELECT queue, count(*) AS n, count(*) FILTER (WHERE state = 'ready') AS ready
+	  FROM pgjobd.live
+	 WHERE expires_at <= now() AND state <> 'running'
+	 GROUP BY queue
 ),
 h AS (
 	SELECT queue,
@@ -505,16 +531,21 @@ h AS (
 	       sum(n) FILTER (WHERE state = 'expired')   AS expired
 	  FROM pgjobd.history_counts GROUP BY queue HAVING sum(n) <> 0
 )
-SELECT coalesce(l.queue, h.queue) AS queue,
-       coalesce(l.ready, 0) AS ready,
-       coalesce(l.scheduled, 0) AS scheduled,
-       coalesce(l.running, 0) AS running,
+SELECT coalesce(a.queue, h.queue) AS queue,
+       coalesce(a.ready, 0) - coalesce(e.ready, 0) + coalesce(d.n, 0) AS ready,
+       coalesce(a.scheduled, 0) - coalesce(d.n, 0) - (coalesce(e.n, 0) - coalesce(e.ready, 0))
+           AS scheduled,
+       coalesce(a.running, 0) AS running,
        coalesce(h.done, 0)::bigint AS done,
        coalesce(h.dead, 0)::bigint AS dead,
        coalesce(h.cancelled, 0)::bigint AS cancelled,
-       now() - l.oldest AS oldest_ready_age,
-       (coalesce(h.expired, 0) + coalesce(l.expired, 0))::bigint AS expired
-  FROM l FULL JOIN h ON h.queue = l.queue;
+       now() - least((SELECT min(r.run_at) FROM pgjobd.live r
+                       WHERE r.queue = a.queue AND r.state = 'ready'), d.oldest)
+           AS oldest_ready_age,
+       (coalesce(h.expired, 0) + coalesce(e.n, 0))::bigint AS expired
+  FROM a FULL JOIN h ON h.queue = a.queue
+  LEFT JOIN d ON d.queue = a.queue
+  LEFT JOIN e ON e.queue = a.queue;
 
 -- ---------------------------------------------------------------- the API
 

@@ -94,28 +94,34 @@ la AS (
     FROM u WHERE u.outcome <> 'release'
 ),
 h AS (SELECT * FROM unnest($3::text[], $4::int[]) AS h(type, free)),
--- Two index probes per (queue, type): the ready rows in lease order
+-- Two index probes per (queue, type) (c1, c2): the ready rows in lease order
 -- (live_ready: jobs_ready_idx), and the scheduled rows already due in
 -- run_at order (live_scheduled_idx), so rows not yet due are never
 -- walked, whatever their priority.  Each probe locks at most that type's
 -- free slots, so a type at its cap or with a large backlog never crowds
 -- out the others.  Rows locked but not picked are let go at commit.  A job
 -- past its expires_at is never started.
-c AS (
-  SELECT l.id, l.priority, l.run_at, h.free,
-         row_number() OVER (PARTITION BY h.type ORDER BY l.priority, l.run_at, l.id) AS rn
+c1 AS (
+  SELECT l.id, l.priority, l.run_at, h.type, h.free
     FROM h CROSS JOIN unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL (
-      (SELECT j.id, j.priority, j.run_at FROM pgjobd.live j
-        WHERE j.state = 'ready' AND j.queue = q.queue AND j.type = h.type
-          AND j.run_at <= now() AND (j.expires_at IS NULL OR j.expires_at > now())
-        ORDER BY j.priority, j.run_at, j.id
-        LIMIT h.free FOR UPDATE SKIP LOCKED)
-      UNION ALL
-      (SELECT j.id, j.priority, j.run_at FROM pgjobd.live j
-        WHERE j.state = 'scheduled' AND j.queue = q.queue AND j.type = h.type
-          AND j.run_at <= now() AND (j.expires_at IS NULL OR j.expires_at > now())
-        ORDER BY j.run_at
-        LIMIT h.free FOR UPDATE SKIP LOCKED)) l
+      SELECT j.id, j.priority, j.run_at FROM pgjobd.live j
+       WHERE j.state = 'ready' AND j.queue = q.queue AND j.type = h.type
+         AND j.run_at <= now() AND (j.expires_at IS NULL OR j.expires_at > now())
+       ORDER BY j.priority, j.run_at, j.id
+       LIMIT h.free FOR UPDATE SKIP LOCKED) l
+),
+c2 AS (
+  SELECT l.id, l.priority, l.run_at, h.type, h.free
+    FROM h CROSS JOIN unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL (
+      SELECT j.id, j.priority, j.run_at FROM pgjobd.live j
+       WHERE j.state = 'scheduled' AND j.queue = q.queue AND j.type = h.type
+         AND j.run_at <= now() AND (j.expires_at IS NULL OR j.expires_at > now())
+       ORDER BY j.run_at
+       LIMIT h.free FOR UPDATE SKIP LOCKED) l
+),
+c AS (
+  SELECT x.*, row_number() OVER (PARTITION BY x.type ORDER BY x.priority, x.run_at, x.id) AS rn
+    FROM (SELECT * FROM c1 UNION ALL SELECT * FROM c2) x
 ),
 p AS (SELECT id FROM c WHERE rn <= free ORDER BY priority, run_at, id LIMIT $5::int),
 l AS (
