@@ -46,6 +46,8 @@ ALTER TABLE pgjobd.live_attempts ADD CONSTRAINT attempts_outcome_check
 ALTER TABLE pgjobd.live ADD COLUMN expires_at timestamptz;
 COMMENT ON TABLE pgjobd.live IS 'pgjobd: jobs that can still run (scheduled, ready, running)';
 COMMENT ON TABLE pgjobd.live_attempts IS 'pgjobd: finished attempts of jobs in pgjobd.live';
+-- "throughput per minute" (contrib/monitoring.sql), as on attempt_history.
+CREATE INDEX live_attempts_finished_idx ON pgjobd.live_attempts (finished_at);
 
 -- How long finished jobs are kept, per final state (cluster-wide).
 CREATE TABLE pgjobd.retention (
@@ -87,8 +89,9 @@ COMMENT ON TABLE pgjobd.history IS 'pgjobd: finished jobs, one partition per pur
 -- Idempotency keys are remembered as long as their job is retained.
 CREATE INDEX history_key_idx ON pgjobd.history (queue, idempotency_key)
 	WHERE idempotency_key IS NOT NULL;
--- "dead jobs, newest first" (contrib/monitoring.sql).
-CREATE INDEX history_dead_idx ON pgjobd.history (finished_at) WHERE state = 'dead';
+-- "dead jobs, newest first", "expired in the last day" (contrib/
+-- monitoring.sql): every final state but done, the bulk, which stays out.
+CREATE INDEX history_failed_idx ON pgjobd.history (state, finished_at) WHERE state <> 'done';
 CREATE TABLE pgjobd.history_default PARTITION OF pgjobd.history DEFAULT;
 
 CREATE TABLE pgjobd.attempt_history (

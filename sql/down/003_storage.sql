@@ -27,6 +27,7 @@ DROP INDEX pgjobd.live_due_idx;
 DROP INDEX pgjobd.live_expires_idx;
 DROP INDEX IF EXISTS pgjobd.live_payload_idx;
 DROP INDEX pgjobd.live_queue_state_idx;
+DROP INDEX pgjobd.live_attempts_finished_idx;
 CREATE INDEX jobs_queue_state_idx ON pgjobd.live (queue, state);
 
 ALTER TABLE pgjobd.live DROP CONSTRAINT jobs_state_check;
