@@ -151,6 +151,56 @@ CREATE TRIGGER history_count_insert AFTER INSERT ON pgjobd.history
 CREATE TRIGGER history_count_delete AFTER DELETE ON pgjobd.history
 	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_history();
 
+-- Rows of pgjobd.live per (queue, state), kept the same way (shards per
+-- backend), so that queue_stats does not count a backlog of millions of
+-- scheduled jobs row by row.  A heartbeat changes no state: its UPDATE
+-- nets to nothing and writes nothing.  TRUNCATE resets both counts.
+CREATE TABLE pgjobd.live_counts (
+	queue text   NOT NULL,
+	state text   NOT NULL,
+	shard int    NOT NULL,
+	n     bigint NOT NULL,
+	PRIMARY KEY (queue, state, shard)
+);
+COMMENT ON TABLE pgjobd.live_counts IS 'pgjobd: counts of pgjobd.live, for queue_stats';
+
+CREATE FUNCTION pgjobd._count_live() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		INSERT INTO pgjobd.live_counts AS c (queue, state, shard, n)
+		SELECT r.queue, r.state, pg_backend_pid() % 16, count(*) FROM new_rows r GROUP BY 1, 2
+		ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+	ELSIF TG_OP = 'DELETE' THEN
+		INSERT INTO pgjobd.live_counts AS c (queue, state, shard, n)
+		SELECT r.queue, r.state, pg_backend_pid() % 16, -count(*) FROM old_rows r GROUP BY 1, 2
+		ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+	ELSE
+		INSERT INTO pgjobd.live_counts AS c (queue, state, shard, n)
+		SELECT d.queue, d.state, pg_backend_pid() % 16, sum(d.n)
+		  FROM (SELECT r.queue, r.state, 1 AS n FROM new_rows r
+		        UNION ALL SELECT r.queue, r.state, -1 FROM old_rows r) d
+		 GROUP BY 1, 2 HAVING sum(d.n) <> 0
+		ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION pgjobd._count_reset() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_TABLE_NAME = 'live' THEN
+		DELETE FROM pgjobd.live_counts;
+	ELSE
+		DELETE FROM pgjobd.history_counts;
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER history_count_truncate AFTER TRUNCATE ON pgjobd.history
+	FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_reset();
+
 -- The purge day of a job finishing in STATE at FINISHED: the UTC day after
 -- FINISHED + that state's retention, and never before tomorrow, so that a
 -- job always lands in a partition that is not being removed today.
@@ -366,13 +416,26 @@ CREATE INDEX live_scheduled_idx ON pgjobd.live (queue, type, run_at)
 	WHERE state = 'scheduled';
 -- maintain()'s promotion of due scheduled rows, across all queues.
 CREATE INDEX live_due_idx ON pgjobd.live (run_at) WHERE state = 'scheduled';
--- queue_stats: counts per (queue, state) and the oldest ready run_at,
--- from the index alone.  (Replaces version 1's jobs_queue_state_idx.)
+-- queue_stats: the oldest ready run_at per queue.  (Replaces version 1's
+-- jobs_queue_state_idx.)
 DROP INDEX pgjobd.jobs_queue_state_idx;
 CREATE INDEX live_queue_state_idx ON pgjobd.live (queue, state, run_at);
 -- maintain()'s expiry.
 CREATE INDEX live_expires_idx ON pgjobd.live (expires_at)
 	WHERE expires_at IS NOT NULL AND state <> 'running';
+
+-- Count the live rows from here on (the moves above are done).
+INSERT INTO pgjobd.live_counts (queue, state, shard, n)
+SELECT queue, state, 0, count(*) FROM pgjobd.live GROUP BY 1, 2;
+CREATE TRIGGER live_count_insert AFTER INSERT ON pgjobd.live
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_live();
+CREATE TRIGGER live_count_update AFTER UPDATE ON pgjobd.live
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_live();
+CREATE TRIGGER live_count_delete AFTER DELETE ON pgjobd.live
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_live();
+CREATE TRIGGER live_count_truncate AFTER TRUNCATE ON pgjobd.live
+	FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_reset();
 
 -- ------------------------------------------------------------------ views
 
@@ -501,17 +564,17 @@ $$;
 CREATE TRIGGER attempts_write INSTEAD OF INSERT ON pgjobd.attempts
 	FOR EACH ROW EXECUTE FUNCTION pgjobd._attempts_write();
 
--- Live rows are counted from indexes (live_queue_state_idx, index-only),
--- history from its counts, so neither reads table rows by the million.  Due
--- scheduled rows count as ready, and a live row past its expires_at as
--- expired; both are few (maintain() promotes and moves them).
+-- Counted from pgjobd.live_counts and pgjobd.history_counts, so that no
+-- table is read row by row.  Due scheduled rows count as ready, and a live
+-- row past its expires_at as expired; both are few (maintain() promotes and
+-- moves them) and found by index.
 CREATE VIEW pgjobd.queue_stats AS
 WITH a AS (
 	SELECT queue,
-	       count(*) FILTER (WHERE state = 'ready')     AS ready,
-	       count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
-	       count(*) FILTER (WHERE state = 'running')   AS running
-	  FROM pgjobd.live GROUP BY queue
+	       sum(n) FILTER (WHERE state = 'ready')     AS ready,
+	       sum(n) FILTER (WHERE state = 'scheduled') AS scheduled,
+	       sum(n) FILTER (WHERE state = 'running')   AS running
+	  FROM pgjobd.live_counts GROUP BY queue HAVING sum(n) <> 0
 ),
 d AS (
 	SELECT queue, count(*) AS n, min(run_at) AS oldest
@@ -535,10 +598,10 @@ h AS (
 	  FROM pgjobd.history_counts GROUP BY queue HAVING sum(n) <> 0
 )
 SELECT coalesce(a.queue, h.queue) AS queue,
-       coalesce(a.ready, 0) - coalesce(e.ready, 0) + coalesce(d.n, 0) AS ready,
-       coalesce(a.scheduled, 0) - coalesce(d.n, 0) - (coalesce(e.n, 0) - coalesce(e.ready, 0))
+       (coalesce(a.ready, 0) - coalesce(e.ready, 0) + coalesce(d.n, 0))::bigint AS ready,
+       (coalesce(a.scheduled, 0) - coalesce(d.n, 0) - (coalesce(e.n, 0) - coalesce(e.ready, 0)))::bigint
            AS scheduled,
-       coalesce(a.running, 0) AS running,
+       coalesce(a.running, 0)::bigint AS running,
        coalesce(h.done, 0)::bigint AS done,
        coalesce(h.dead, 0)::bigint AS dead,
        coalesce(h.cancelled, 0)::bigint AS cancelled,
@@ -795,6 +858,7 @@ BEGIN
 	SELECT count(*) INTO expired FROM h;
 	-- Counters that dropped to zero (a job retried, a day moved).
 	DELETE FROM pgjobd.history_counts c WHERE c.n = 0;
+	DELETE FROM pgjobd.live_counts c WHERE c.n = 0;
 	-- Partitions ahead, then the days whose retention has passed.
 	PERFORM set_config('lock_timeout', '50ms', true);
 	created := pgjobd._make_partitions();

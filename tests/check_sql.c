@@ -82,7 +82,7 @@ clear_state(void)
 
 	PQclear(t_exec(c,
 	               "TRUNCATE pgjobd.live, pgjobd.live_attempts, pgjobd.history, "
-	               "pgjobd.attempt_history, pgjobd.history_counts, pgjobd.workers "
+	               "pgjobd.attempt_history, pgjobd.workers "
 	               "RESTART IDENTITY",
 	               NULL));
 	PQfinish(c);

@@ -57,6 +57,13 @@ SELECT a.id, a.job_id, a.attempt, a.worker, a.started_at, a.finished_at, a.outco
 DROP TABLE pgjobd.history;
 DROP TABLE pgjobd.attempt_history;
 DROP TABLE pgjobd.history_counts;
+DROP TRIGGER live_count_insert ON pgjobd.live;
+DROP TRIGGER live_count_update ON pgjobd.live;
+DROP TRIGGER live_count_delete ON pgjobd.live;
+DROP TRIGGER live_count_truncate ON pgjobd.live;
+DROP TABLE pgjobd.live_counts;
+DROP FUNCTION pgjobd._count_live();
+DROP FUNCTION pgjobd._count_reset();
 DROP TABLE pgjobd.retention;
 DROP FUNCTION pgjobd._count_history();
 
