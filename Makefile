@@ -26,21 +26,23 @@ B := build
 VERSION := $(shell cat src/VERSION)
 
 CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
-DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o stmts.o db.o \
-               conninfo.o resolve.o \
-               daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o strays.o \
+DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o downgrades.o \
+               stmts.o db.o conninfo.o resolve.o \
+               daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o strays.o maintain.o \
                sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o \
                metrics.o metrics_http.o
 SQL := $(sort $(wildcard sql/*.sql))
+DOWN_SQL := $(sort $(wildcard sql/down/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn \
-              check_daemon check_fence check_strays check_notify check_ops check_ctl \
+TESTS      := check_cfg check_sql check_stmt check_storage check_outcome check_cli check_tail \
+              check_spawn check_daemon check_fence check_strays check_notify check_ops check_ctl \
               check_conninfo check_resolve check_net check_metrics
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
+check_storage_OBJS := stmts.o
 check_outcome_OBJS := outcome.o $(CFG_OBJS) xmalloc.o
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
@@ -71,6 +73,8 @@ $(B) $(B)/asan:
 
 $(B)/migrations.c: $(SQL) src/mksql.sh | $(B)
 	src/mksql.sh migrations $(SQL) > $@.tmp && mv $@.tmp $@
+$(B)/downgrades.c: $(DOWN_SQL) src/mksql.sh | $(B)
+	src/mksql.sh downgrades $(DOWN_SQL) > $@.tmp && mv $@.tmp $@
 $(B)/stmts.c: $(STMT_SQL) src/mksql.sh | $(B)
 	src/mksql.sh stmts $(STMT_SQL) > $@.tmp && mv $@.tmp $@
 $(B)/stmts.h: $(STMT_SQL) src/mksql.sh | $(B)
@@ -81,9 +85,9 @@ $(B)/%.o: src/%.c | $(B) $(B)/stmts.h
 	$(CC) $(STD) $(CFLAGS) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -iquote $(B) -MMD -MP -c -o $@ $<
 $(B)/asan/%.o: src/%.c | $(B)/asan $(B)/stmts.h
 	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -DPGJOBD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -iquote src -iquote $(B) -MMD -MP -c -o $@ $<
-$(B)/migrations.o $(B)/stmts.o: $(B)/%.o: $(B)/%.c $(B)/stmts.h
+$(B)/migrations.o $(B)/downgrades.o $(B)/stmts.o: $(B)/%.o: $(B)/%.c $(B)/stmts.h
 	$(CC) $(STD) $(CFLAGS) $(WARN) -iquote src -iquote $(B) -c -o $@ $<
-$(B)/asan/migrations.o $(B)/asan/stmts.o: $(B)/asan/%.o: $(B)/%.c $(B)/stmts.h | $(B)/asan
+$(B)/asan/migrations.o $(B)/asan/downgrades.o $(B)/asan/stmts.o: $(B)/asan/%.o: $(B)/%.c $(B)/stmts.h | $(B)/asan
 	$(CC) $(STD) -O1 -g $(SAN) $(WARN) -iquote src -iquote $(B) -c -o $@ $<
 
 $(B)/pgjobd: $(addprefix $(B)/,$(DAEMON_OBJS))
@@ -117,9 +121,11 @@ demo: all
 	contrib/demo.sh $(B)/pgjobd
 
 # contrib/spawnrate.c measures the machine's own limits beside the daemon.
+# contrib/bench.sh starts its own cluster with default durability;
+# SCALE=1M makes the storage run quicker than the default 10M.
 bench: all
 	$(CC) $(STD) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -o $(B)/spawnrate contrib/spawnrate.c $(PKG_LIBS)
-	tests/with-pg.sh contrib/bench.sh $(B)/pgjobd $(B)/spawnrate
+	SCALE=$(or $(SCALE),10M) contrib/bench.sh $(B)/pgjobd $(B)/spawnrate
 
 # Files installed, relative to DESTDIR; `make uninstall` removes exactly these.
 # The example config becomes the config only where none exists yet, and is

@@ -26,6 +26,25 @@
 #                limit: 5 x that (one spawn, three pipes, a share of two
 #                SQL statements and a log line per job).
 #
+#   storage      the issue's drain, twice: BENCH_SCALE_JOBS (20000) jobs of
+#                /bin/true at BENCH_SCALE_CONCURRENCY (16), first on an
+#                empty database, then beside SCALE=10M (default; or 1M)
+#                finished jobs with an attempt each (in pgjobd.history,
+#                spread over nine purge days, one of them due today) and a
+#                tenth as many jobs scheduled a day ahead, half of them at
+#                a higher priority than the backlog.  Reports both rates
+#                (each the better of two runs) and their ratio (limit:
+#                >= 0.9), table and index sizes
+#                before and after the drain, one retention step (the due
+#                day, a ninth of the finished jobs, dropped by
+#                pgjobd.maintain(); limit: < 1 s), the slowest query of
+#                contrib/monitoring.sql at that size (limit: < 50 ms), and
+#                what the opt-in payload GIN index costs enqueue.
+#
+# The cluster keeps PostgreSQL's default durability (fsync and
+# synchronous_commit on: PGTEST_DURABLE=1 of tests/with-pg.sh) and the
+# daemon connects over TCP to 127.0.0.1 on a port picked at random.
+#
 # The thresholds below are judgments, stated in the table; the machine's
 # numbers they scale are measured in the same run.
 #
@@ -56,6 +75,13 @@ for f in "$pgjobd" "$spawnrate"; do
 done
 
 if [ -z "${PGTEST_DIR:-}" ]; then
+	# A port nobody listens on (other clusters may run on this machine).
+	while :; do
+		PGTEST_PORT=$((54400 + $(od -An -N2 -tu2 /dev/urandom) % 500))
+		ss -ltn 2>/dev/null | grep -q ":$PGTEST_PORT " || break
+	done
+	PGTEST_DURABLE=1
+	export PGTEST_DURABLE PGTEST_PORT
 	exec "$top/tests/with-pg.sh" "$here/bench.sh" "$pgjobd" "$spawnrate"
 fi
 
@@ -130,11 +156,11 @@ ok_if() {
 	if [ "$(calc "($1) ? 1 : 0")" -eq 1 ]; then echo ok; else echo over; fi
 }
 
-write_ini() { # FILE CONCURRENCY
+write_ini() { # FILE CONCURRENCY [DATABASE]
 	cat >"$1" <<INI
 ; written by contrib/bench.sh
 [pgjobd]
-database =
+database = ${3:+dbname=$3}
 queues = default
 concurrency = $2
 lease = 60s
@@ -295,6 +321,10 @@ if [ "$log_bad" -gt 0 ]; then
 fi
 stop_daemon
 
+# ---- storage at scale (its own database and daemon) ----
+# shellcheck source=contrib/bench_storage.sh
+. "$here/bench_storage.sh"
+
 # ---- the table ----
 n_p50=$(kv "$probe" notify_p50_ms)
 n_p99=$(kv "$probe" notify_p99_ms)
@@ -323,7 +353,8 @@ row "daemon CPU per job, C=$C (utime+stime)" "$(calc "sprintf(\"%.0f us\", $cpu_
 row "clean stop on SIGTERM" "exit $stop_rc" "exit 0" "$(ok_if "$stop_rc == 0")"
 
 echo
-echo "pgjobd bench: $(nproc) CPU(s), BENCH_JOBS=$N BENCH_CONCURRENCY=$C BENCH_RATE=$RATE BENCH_SECONDS=$SECS"
+echo "pgjobd bench: $(nproc) CPU(s), BENCH_JOBS=$N BENCH_CONCURRENCY=$C BENCH_RATE=$RATE BENCH_SECONDS=$SECS SCALE=${SCALE:-10M}"
+echo "PostgreSQL $("$psql" -X -At -c 'SHOW server_version'): fsync=$("$psql" -X -At -c 'SHOW fsync'), synchronous_commit=$("$psql" -X -At -c 'SHOW synchronous_commit'), daemon over TCP $PGHOST:$PGPORT"
 awk -F '\t' '
 	{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } }
 	END {

@@ -1,20 +1,44 @@
 -- pgjobd: the queries an operator runs from psql.
 --   psql -X -f contrib/monitoring.sql        (all of them)
--- or copy the one you need.  Each is read-only and cheap on a large table:
--- the running/ready/dead ones use the partial and (queue, state) indexes.
+-- or copy the one you need.  Each is read-only and cheap however much
+-- history is kept (make bench times them beside 10 million finished jobs):
+-- queue_stats counts the history from pgjobd.history_counts, the state
+-- filters on pgjobd.jobs skip the halves that cannot hold that state, and
+-- the rest use indexes (partial ones for running, ready and dead jobs).
 
 \echo '== queue health'
-SELECT queue, ready, scheduled, running, done, dead, cancelled,
+SELECT queue, ready, scheduled, running, done, dead, cancelled, expired,
        date_trunc('second', oldest_ready_age) AS oldest_ready_age
   FROM pgjobd.queue_stats
  ORDER BY queue;
 
 \echo '== oldest ready job per queue (due, waiting for a daemon)'
-SELECT DISTINCT ON (queue) queue, id, type, priority, run_at,
-       date_trunc('second', now() - run_at) AS waiting
-  FROM pgjobd.jobs
- WHERE state = 'ready' AND run_at <= now()
- ORDER BY queue, run_at, id;
+-- The queues by a loose index scan (one probe each, however many jobs are
+-- waiting), then the oldest due job of each: 'ready' rows and scheduled
+-- rows already due (pgjobd.live's own states; pgjobd.jobs shows both as
+-- ready).
+WITH RECURSIVE q AS (
+  (SELECT queue FROM pgjobd.live ORDER BY queue LIMIT 1)
+  UNION ALL
+  SELECT (SELECT l.queue FROM pgjobd.live l WHERE l.queue > q.queue ORDER BY l.queue LIMIT 1)
+    FROM q WHERE q.queue IS NOT NULL
+)
+SELECT q.queue, o.id, o.type, o.priority, o.run_at,
+       date_trunc('second', now() - o.run_at) AS waiting
+  FROM q CROSS JOIN LATERAL (
+    SELECT * FROM (
+      (SELECT l.id, l.type, l.priority, l.run_at FROM pgjobd.live l
+        WHERE l.queue = q.queue AND l.state = 'ready'
+          AND (l.expires_at IS NULL OR l.expires_at > now())
+        ORDER BY l.run_at, l.id LIMIT 1)
+      UNION ALL
+      (SELECT l.id, l.type, l.priority, l.run_at FROM pgjobd.live l
+        WHERE l.queue = q.queue AND l.state = 'scheduled' AND l.run_at <= now()
+          AND (l.expires_at IS NULL OR l.expires_at > now())
+        ORDER BY l.run_at, l.id LIMIT 1)) x
+    ORDER BY x.run_at, x.id LIMIT 1) o
+ WHERE q.queue IS NOT NULL
+ ORDER BY q.queue;
 
 \echo '== running jobs, their worker and the lease left'
 SELECT id, queue, type, attempts, worker,
@@ -31,6 +55,22 @@ SELECT id, queue, type, attempts, finished_at,
  WHERE state = 'dead'
  ORDER BY finished_at DESC NULLS LAST
  LIMIT 50;
+
+\echo '== jobs that expired in the last day (never started by their expires_at)'
+SELECT queue, type, count(*) AS expired, max(expires_at) AS last_expired
+  FROM pgjobd.jobs
+ WHERE state = 'expired' AND finished_at > now() - interval '1 day'
+ GROUP BY queue, type
+ ORDER BY expired DESC
+ LIMIT 50;
+
+\echo '== retention: how long finished jobs are kept, and the oldest kept'
+SELECT r.state, r.keep,
+       (SELECT min(purge_on) FROM pgjobd.history_counts c WHERE c.state = r.state AND c.n > 0)
+           AS next_purge_day,
+       (SELECT sum(n) FROM pgjobd.history_counts c WHERE c.state = r.state) AS kept
+  FROM pgjobd.retention r
+ ORDER BY r.state;
 
 \echo '== throughput per minute over the last hour (finished attempts)'
 SELECT date_trunc('minute', finished_at) AS minute,

@@ -14,6 +14,7 @@
 #include "heartbeat.h"
 #include "job.h"
 #include "log.h"
+#include "maintain.h"
 #include "metrics.h"
 #include "metrics_http.h"
 #include "migrate.h"
@@ -56,6 +57,7 @@ struct daemon {
 	struct exchange *ex;
 	struct heartbeat *hb;
 	struct rescue *rescue;
+	struct maintain *maintain;
 	struct metrics_http *http; /* NULL: metrics_listen is off */
 	enum dstate state;
 	enum dereg_state dereg;
@@ -70,6 +72,7 @@ struct daemon {
 	bool flush_expired;  /* unwritten outcomes waited long enough */
 	bool want_lease;     /* a reason to lease came up since the last exchange */
 	bool want_rescue;    /* the poll ticked, or we (re)connected */
+	bool want_maintain;  /* the poll ticked, or we (re)connected */
 	bool want_heartbeat; /* the heartbeat ticked, or we (re)connected */
 
 	bool status_dirty;
@@ -297,6 +300,16 @@ on_fenced(void *arg, struct job *j, double age)
 }
 
 static void
+on_maintain_over(void *arg, bool promoted)
+{
+	struct daemon *d = arg;
+
+	if (promoted)
+		d->want_lease = true; /* scheduled jobs became due */
+	advance(d);
+}
+
+static void
 on_heartbeat_over(void *arg)
 {
 	advance(arg);
@@ -461,6 +474,8 @@ advance(struct daemon *d)
 		enter(d, s);
 	if (d->state == D_DONE || !db_is_up(d->db))
 		return;
+	if (d->want_maintain && d->state == D_RUNNING && maintain_send(d->maintain))
+		d->want_maintain = false;
 	if (d->want_rescue && d->state == D_RUNNING && rescue_state(d->rescue) == RESCUE_IDLE) {
 		rescue_send(d->rescue, cur(d));
 		d->want_rescue = false;
@@ -507,7 +522,7 @@ db_up(void *arg, int schema_version)
 	d->schema_ok = true;
 	metrics_db_up(true);
 	/* Registers the worker, re-checks leases after an outage. */
-	d->want_heartbeat = d->want_rescue = d->want_lease = true;
+	d->want_heartbeat = d->want_rescue = d->want_maintain = d->want_lease = true;
 	update_status(d);
 	advance(d);
 }
@@ -552,7 +567,7 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	d->want_rescue = d->want_lease = true;
+	d->want_rescue = d->want_maintain = d->want_lease = true;
 	advance(d);
 }
 
@@ -780,6 +795,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	d->ex = exchange_new(d->loop, d->db, &d->jobs, &ex_hooks, d);
 	d->hb = heartbeat_new(d->db, &d->jobs, &hb_hooks, d);
 	d->rescue = rescue_new(d->db, on_rescue_over, d);
+	d->maintain = maintain_new(d->db, on_maintain_over, d);
 	ev_run(d->loop, 0);
 
 	/* Stopped: the loop only ends with no handler running.  Callbacks
@@ -790,6 +806,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	exchange_free(d->ex);
 	heartbeat_free(d->hb);
 	rescue_free(d->rescue);
+	maintain_free(d->maintain);
 	metrics_http_stop(d->http);
 	metrics_reset();
 	wake_stop(&d->wake);

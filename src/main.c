@@ -27,6 +27,7 @@ usage(FILE *f)
 	    "usage: pgjobd [-d] [-c FILE]          run the daemon in the foreground\n"
 	    "       pgjobd -c FILE -t              check the configuration\n"
 	    "       pgjobd -c FILE --migrate       install or upgrade the SQL schema\n"
+	    "       pgjobd -c FILE --migrate --to N  up- or downgrade the schema to version N\n"
 	    "       pgjobd ctl [-c FILE | -d CONNINFO] [--json] VERB [ARGS]\n"
 	    "                                      operate: status, jobs, show, enqueue, cancel,\n"
 	    "                                      retry, migrate, doctor (pgjobd ctl -h)\n"
@@ -34,6 +35,7 @@ usage(FILE *f)
 	    "  -c, --config FILE   configuration file (default " CFG_DEFAULT_PATH ")\n"
 	    "  -t, --test          check the configuration and exit\n"
 	    "      --migrate       apply the SQL migrations and exit\n"
+	    "      --to N          with --migrate: stop at (or go back to) schema version N\n"
 	    "  -d, --debug         log debug lines too\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n");
@@ -54,9 +56,9 @@ load_or_exit(const char *path)
 	return cfg;
 }
 
-/* --migrate: blocking, one shot. */
+/* --migrate [--to TARGET]: blocking, one shot. */
 static int
-run_migrate(struct cfg *cfg)
+run_migrate(struct cfg *cfg, int target)
 {
 	char err[1024];
 	PGconn *conn = PQconnectdb(cfg->database);
@@ -67,7 +69,7 @@ run_migrate(struct cfg *cfg)
 		PQfinish(conn);
 		return 1;
 	}
-	version = migrate_apply(conn, err, sizeof err);
+	version = migrate_to(conn, target, err, sizeof err);
 	PQfinish(conn);
 	if (version < 0) {
 		log_errx("migration failed: %s", err);
@@ -80,20 +82,22 @@ run_migrate(struct cfg *cfg)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_MIGRATE = 256 };
+	enum { OPT_MIGRATE = 256, OPT_TO };
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"test", no_argument, NULL, 't'},
 		{"migrate", no_argument, NULL, OPT_MIGRATE},
+		{"to", required_argument, NULL, OPT_TO},
 		{"debug", no_argument, NULL, 'd'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = CFG_DEFAULT_PATH;
-	bool test = false, migrate = false;
+	bool test = false, migrate = false, to = false;
 	struct cfg *cfg;
-	int ch, rc;
+	int ch, rc, target = migrate_latest();
+	char *end;
 
 	log_init();
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
@@ -103,13 +107,22 @@ main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 't': test = true; break;
 		case OPT_MIGRATE: migrate = true; break;
+		case OPT_TO:
+			target = (int)strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || target < 1 || target > 9999) {
+				fprintf(stderr, "pgjobd: --to %s: not a schema version (1-9999)\n",
+				    optarg);
+				return EX_CONFIG;
+			}
+			to = true;
+			break;
 		case 'd': log_verbose = true; break;
 		case 'V': printf("pgjobd %s\n", PGJOBD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EX_CONFIG;
 		}
 	}
-	if (optind != argc || (test && migrate)) {
+	if (optind != argc || (test && migrate) || (to && !migrate)) {
 		usage(stderr);
 		return EX_CONFIG;
 	}
@@ -122,7 +135,7 @@ main(int argc, char **argv)
 	}
 	if (!migrate)
 		return daemon_main(path, cfg); /* owns cfg from here */
-	rc = run_migrate(cfg);
+	rc = run_migrate(cfg, target);
 	cfg_free(cfg);
 	return rc;
 }

@@ -73,8 +73,90 @@ migrate_current(struct pg_conn *conn, char *err, size_t errlen)
 	return read_version(conn, err, errlen);
 }
 
+/* The downgrade that takes version V back to V - 1, or NULL. */
+static const struct migration *
+find_downgrade(int v)
+{
+	for (int i = 0; i < ndowngrades; i++)
+		if (downgrades[i].version == v)
+			return &downgrades[i];
+	return NULL;
+}
+
+/* Run SQL with the one parameter VERSION; true when it returned OK_STATUS. */
+static bool
+exec_version(PGconn *conn, const char *sql, int version, const char *what, char *err,
+    size_t errlen)
+{
+	char vbuf[16];
+	const char *params[1] = {vbuf};
+	PGresult *res;
+	bool ok;
+
+	snprintf(vbuf, sizeof vbuf, "%d", version);
+	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		set_err(err, errlen, what, res, conn);
+	PQclear(res);
+	return ok;
+}
+
+/* Apply the migrations newer than VERSION up to TARGET; the new version or -1. */
+static int
+upgrade(PGconn *conn, int version, int target, char *err, size_t errlen)
+{
+	for (int i = 0; i < nmigrations; i++) {
+		const struct migration *m = &migrations[i];
+		char vbuf[16];
+		const char *params[2] = {vbuf, m->name};
+		PGresult *res;
+
+		if (m->version <= version || m->version > target)
+			continue;
+		if (!exec_ok(conn, m->sql, PGRES_COMMAND_OK, m->name, err, errlen))
+			return -1;
+		snprintf(vbuf, sizeof vbuf, "%d", m->version);
+		res = PQexecParams(conn, stmt_migrate_record,
+		    2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			set_err(err, errlen, "recording the migration", res, conn);
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+		version = m->version;
+	}
+	return version;
+}
+
+/* Undo the migrations from VERSION down to TARGET + 1, newest first. */
+static int
+downgrade(PGconn *conn, int version, int target, char *err, size_t errlen)
+{
+	for (; version > target; version--) {
+		const struct migration *d = find_downgrade(version);
+
+		if (!d) {
+			snprintf(err, errlen, "no downgrade from schema version %d is known", version);
+			return -1;
+		}
+		if (!exec_ok(conn, d->sql, PGRES_COMMAND_OK, d->name, err, errlen) ||
+		    !exec_version(conn, stmt_migrate_unrecord, version, "unrecording the migration",
+			err, errlen))
+			return -1;
+	}
+	return version;
+}
+
 int
 migrate_apply(struct pg_conn *conn, char *err, size_t errlen)
+{
+	return migrate_to(conn, migrate_latest(), err, errlen);
+}
+
+int
+migrate_to(struct pg_conn *conn, int target, char *err, size_t errlen)
 {
 	int version;
 
@@ -86,27 +168,14 @@ migrate_apply(struct pg_conn *conn, char *err, size_t errlen)
 	version = read_version(conn, err, errlen);
 	if (version < 0)
 		goto fail;
-	for (int i = 0; i < nmigrations; i++) {
-		const struct migration *m = &migrations[i];
-		char vbuf[16];
-		const char *params[2] = {vbuf, m->name};
-		PGresult *res;
-
-		if (m->version <= version)
-			continue;
-		if (!exec_ok(conn, m->sql, PGRES_COMMAND_OK, m->name, err, errlen))
-			goto fail;
-		snprintf(vbuf, sizeof vbuf, "%d", m->version);
-		res = PQexecParams(conn, stmt_migrate_record,
-		    2, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			set_err(err, errlen, "recording the migration", res, conn);
-			PQclear(res);
-			goto fail;
-		}
-		PQclear(res);
-		version = m->version;
-	}
+	if (target > migrate_latest())
+		target = migrate_latest();
+	if (target >= version)
+		version = upgrade(conn, version, target, err, errlen);
+	else
+		version = downgrade(conn, version, target, err, errlen);
+	if (version < 0)
+		goto fail;
 	if (!exec_ok(conn, "COMMIT", PGRES_COMMAND_OK, "COMMIT", err, errlen))
 		goto fail;
 	return version;

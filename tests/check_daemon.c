@@ -368,7 +368,7 @@ fresh_db(const char *name, const char *cfg)
 	t_use_fresh_db(name);
 	rc = t_run(argv, &out, &err, 60000);
 	ck_assert_msg(rc == 0, "--migrate exited %d: %s", rc, err);
-	ck_assert_str_eq(out, "schema version 2\n");
+	ck_assert_str_eq(out, "schema version 3\n");
 	free(out);
 	free(err);
 	return t_connect();
@@ -1208,7 +1208,7 @@ START_TEST(test_failed_outcome_write_is_retried_and_the_lease_held)
 			  " BEGIN IF NEW.state = 'done' AND EXISTS (SELECT 1 FROM public.block) THEN"
 			  "   RAISE EXCEPTION 'outcome blocked' USING DETAIL = 'by the test';"
 			  " END IF; RETURN NEW; END $$", NULL));
-	PQclear(t_exec(c, "CREATE TRIGGER boom BEFORE UPDATE ON pgjobd.jobs FOR EACH ROW"
+	PQclear(t_exec(c, "CREATE TRIGGER boom BEFORE INSERT ON pgjobd.history FOR EACH ROW"
 			  " EXECUTE FUNCTION public.boom()", NULL));
 	d = start(cfg, NULL);
 	id = enqueue(c, "echo", "{}");

@@ -20,15 +20,19 @@ init)
 	    --no-sync -E UTF8 --locale=C >"$PGTEST_DIR/initdb.log" 2>&1 ||
 	    { cat "$PGTEST_DIR/initdb.log" >&2; exit 1; }
 	cat >>"$data/postgresql.conf" <<CONF
-listen_addresses = ''
 unix_socket_directories = '$PGTEST_DIR'
-port = 54329
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+port = ${PGTEST_PORT:-54329}
 max_connections = 100
 log_min_messages = warning
 CONF
+	# Tests trade durability for speed; PGTEST_DURABLE=1 (make bench)
+	# keeps PostgreSQL's defaults and listens on 127.0.0.1 too.
+	if [ "${PGTEST_DURABLE:-0}" = 1 ]; then
+		echo "listen_addresses = '127.0.0.1'" >>"$data/postgresql.conf"
+	else
+		printf "%s\n" "listen_addresses = ''" "fsync = off" "synchronous_commit = off" \
+		    "full_page_writes = off" >>"$data/postgresql.conf"
+	fi
 	;;
 start) ctl start >/dev/null ;;
 stop) ctl stop -m fast >/dev/null ;;

@@ -4,8 +4,10 @@
 #   tests/with-pg.sh CMD [ARGS...]
 #
 # The cluster lives in a fresh temp dir, listens on a unix socket there
-# only (no TCP), and trusts local connections.  CMD sees PGHOST, PGPORT,
-# PGUSER, PGDATABASE (database "pgjobd_test") and PGTEST_DIR, and may call
+# only (no TCP), and trusts local connections.  With PGTEST_DURABLE=1 it
+# keeps PostgreSQL's default durability (fsync, synchronous_commit) and
+# listens on 127.0.0.1:PGTEST_PORT too, and CMD connects over TCP.
+# CMD sees PGHOST, PGPORT, PGUSER, PGDATABASE (database "pgjobd_test") and PGTEST_DIR, and may call
 # "tests/pgctl.sh restart|stop|start" to stop or restart the server under
 # it.  initdb refuses to run as root, so as root the server runs as the
 # "postgres" system user (PGTEST_USER to choose another).  The cluster is
@@ -41,7 +43,8 @@ trap 'exit 129' HUP
 "$here/pgctl.sh" init
 "$here/pgctl.sh" start
 
-export PGHOST="$dir" PGPORT=54329 PGUSER=postgres PGDATABASE=pgjobd_test
+export PGHOST="$dir" PGPORT="${PGTEST_PORT:-54329}" PGUSER=postgres PGDATABASE=pgjobd_test
+[ "${PGTEST_DURABLE:-0}" != 1 ] || PGHOST=127.0.0.1
 unset PGSERVICE PGPASSFILE PGHOSTADDR PGSSLMODE 2>/dev/null || true
 "$bindir/psql" -X -q -d postgres -c 'CREATE DATABASE pgjobd_test' >/dev/null
 

@@ -9,11 +9,14 @@
 -- $12 the types it maps (text[])
 -- Rows: id of each job whose lease is still ours; a job missing here was
 -- cancelled or expired and taken over, and its handler must be killed.
+--
+-- The rows are found by `id = ANY ($1)` (an index probe per id, whatever
+-- the plan); a lease token is unique for all time, so matching it among
+-- the daemon's tokens is as good as matching it pairwise.
 WITH l AS (
-  UPDATE pgjobd.jobs j
+  UPDATE pgjobd.live j
      SET lease_expires_at = now() + $3::bigint * interval '1 ms'
-    FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token)
-   WHERE j.id = l.id AND j.lease_token = l.token
+   WHERE j.id = ANY ($1::bigint[]) AND j.lease_token = ANY ($2::bigint[])
   RETURNING j.id
 ),
 w AS (

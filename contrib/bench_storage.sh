@@ -1,0 +1,169 @@
+# contrib/bench_storage.sh -- the storage part of `make bench`, sourced by
+# contrib/bench.sh (whose helpers it uses: sql, calc, row, ok_if, say,
+# fail, write_ini, start_daemon, stop_daemon).  POSIX sh.  See the header
+# of contrib/bench.sh for what it measures.
+
+SN=${BENCH_SCALE_JOBS:-20000}
+SC=${BENCH_SCALE_CONCURRENCY:-16}
+case ${SCALE:-10M} in
+10M) n_finished=10000000 ;;
+1M) n_finished=1000000 ;;
+*) fail "SCALE=$SCALE: use 10M or 1M" ;;
+esac
+n_scheduled=$((n_finished / 10))
+SCALE_RATIO_MIN=0.9     # the scale run drains at >= 90% of the empty one
+RETENTION_MAX_S=1       # one retention step of a day of a tenth of the rows
+MONITOR_MAX_MS=50       # every monitoring query
+
+ms_now() {
+	date +%s%N | cut -c1-13
+}
+
+# drain LABEL DATABASE: enqueue SN jobs of /bin/true in one transaction to
+# a daemon at SC, wait until all are done; sets jps (jobs/s, first start to
+# last finish by the database clock).
+drain() {
+	PGDATABASE=$2
+	before=$(sql "SELECT coalesce(max(id), 0) FROM pgjobd.jobs WHERE id < 1000000000")
+	start_daemon "$tmp/$2.ini" "$tmp/pgjobd-$1.log"
+	sql "SELECT count(pgjobd.enqueue('true')) FROM generate_series(1, $SN)" >/dev/null
+	t0=$(date +%s)
+	while :; do
+		n=$(sql "SELECT count(*) FROM pgjobd.history WHERE type = 'true' AND id > $before
+		           AND id < 1000000000")
+		[ "$n" -ge "$SN" ] && break
+		alive || fail "pgjobd died ($n of $SN jobs finished, $1)"
+		[ "$(($(date +%s) - t0))" -lt 600 ] || fail "$1: only $n of $SN jobs finished after 600s"
+		sleep 0.5
+	done
+	stop_daemon
+	[ "$stop_rc" -eq 0 ] || fail "pgjobd ($1) exited $stop_rc on SIGTERM"
+	res=$(sql "SELECT count(*) FILTER (WHERE state = 'done') || ' ' ||
+	             extract(epoch FROM max(finished_at) - min(started_at))
+	             FROM pgjobd.history WHERE type = 'true' AND id > $before AND id < 1000000000")
+	[ "${res%% *}" -eq "$SN" ] || fail "$1: only ${res%% *} of $SN jobs done"
+	jps=$(calc "$SN / ${res#* }")
+	say "$1: $SN jobs at C=$SC: $(calc "sprintf(\"%.0f\", $jps)") jobs/s"
+}
+
+# sizes: "live T+I, history T+I, attempt_history T+I" (table + its
+# indexes, MiB; a partitioned table's are its partitions').
+sizes() {
+	sql "WITH r(name, rel) AS (VALUES ('live', 'pgjobd.live'), ('history', 'pgjobd.history'),
+	       ('attempt_history', 'pgjobd.attempt_history'))
+	     SELECT string_agg(format('%s %s+%s MiB', r.name,
+	            round(sum_t / 1048576.0), round(sum_i / 1048576.0)), ', ')
+	       FROM r, LATERAL (SELECT sum(pg_table_size(t.relid)) AS sum_t,
+	                               sum(pg_indexes_size(t.relid)) AS sum_i
+	                          FROM (SELECT r.rel::regclass AS relid
+	                                UNION SELECT relid FROM pg_partition_tree(r.rel::regclass)) t) s"
+}
+
+# Two databases: one stays empty (emptied again after each drain), one
+# holds the scale data.  The drains alternate between them, BENCH_DRAINS
+# (3) each, and each side counts its best: the two cores are shared with
+# whatever else the machine does, and alternating exposes both sides to
+# the same.
+for db in pgjobd_empty pgjobd_scale; do
+	sql "CREATE DATABASE $db" >/dev/null
+	write_ini "$tmp/$db.ini" "$SC" "$db"
+	"$pgjobd" -c "$tmp/$db.ini" --migrate >/dev/null
+done
+PGDATABASE=pgjobd_scale
+export PGDATABASE
+
+# The payload GIN index (pgjobd.index_payloads) on enqueue: 20000 jobs with
+# a realistic payload in one transaction, without and with it.
+gin_enqueue() {
+	t0=$(ms_now)
+	sql "SELECT count(pgjobd.enqueue('gin', jsonb_build_object('user', i, 'kind', 'mail',
+	       'to', 'u' || i || '@example.org', 'tags', jsonb_build_array('a', i % 7)), 'gin'))
+	       FROM generate_series(1, 20000) i" >/dev/null
+	t1=$(ms_now)
+	sql "DELETE FROM pgjobd.live WHERE queue = 'gin'" >/dev/null
+	echo $((t1 - t0))
+}
+gin_off=$(gin_enqueue)
+sql "SELECT pgjobd.index_payloads(true)" >/dev/null
+gin_on=$(gin_enqueue)
+sql "SELECT pgjobd.index_payloads(false)" >/dev/null
+
+say "storage: $n_finished finished jobs (with attempts), $n_scheduled scheduled"
+t0=$(ms_now)
+# The finished jobs of the last nine days, each with its purge day (7 days
+# of retention for done): today's (due: the retention step below removes
+# it) and the eight after.  Ids far above the live ones.
+sql "DO \$\$ DECLARE d date := (now() AT TIME ZONE 'UTC')::date; BEGIN
+       EXECUTE format('CREATE TABLE pgjobd.%I PARTITION OF pgjobd.history
+         FOR VALUES FROM (%L) TO (%L)', 'history_' || to_char(d, 'YYYYMMDD'), d, d + 1);
+       EXECUTE format('CREATE TABLE pgjobd.%I PARTITION OF pgjobd.attempt_history
+         FOR VALUES FROM (%L) TO (%L)', 'attempt_history_' || to_char(d, 'YYYYMMDD'), d, d + 1);
+     END \$\$" >/dev/null
+sql "INSERT INTO pgjobd.history (id, queue, type, payload, state, priority, run_at, attempts,
+       created_at, started_at, finished_at, worker, exit_code, result, last_error, purge_on)
+     SELECT 1000000000 + i, 'default', 'true', '{}',
+            CASE WHEN i % 100 = 0 THEN 'dead' ELSE 'done' END, 0, f, 1, f, f,
+            f + interval '3 ms', 'bench', CASE WHEN i % 100 = 0 THEN 1 ELSE 0 END, '',
+            CASE WHEN i % 100 = 0 THEN 'exit code 1' END,
+            (now() AT TIME ZONE 'UTC')::date + i % 9
+       FROM generate_series(1, $n_finished) i,
+            LATERAL (SELECT now() - (8 - i % 9) * interval '1 day'
+                            - (i % 86400) * interval '1 s' AS f) t" >/dev/null
+sql "INSERT INTO pgjobd.attempt_history (job_id, attempt, worker, started_at, finished_at,
+       outcome, exit_code, purge_on)
+     SELECT id, 1, worker, started_at, finished_at, state, exit_code, purge_on
+       FROM pgjobd.history WHERE id > 1000000000" >/dev/null
+sql "INSERT INTO pgjobd.live (queue, type, payload, state, priority, run_at)
+     SELECT 'default', 'true', '{}', 'scheduled', CASE WHEN i % 2 = 0 THEN -10 ELSE 0 END,
+            now() + interval '1 day' + i * interval '10 ms'
+       FROM generate_series(1, $n_scheduled) i" >/dev/null
+sql "VACUUM ANALYZE" >/dev/null
+fill_s=$(calc "($(ms_now) - $t0) / 1000")
+say "storage: filled in ${fill_s}s"
+size_before=$(sizes)
+
+jps_empty=0
+jps_scale=0
+round=0   # (not i: start_daemon counts with i)
+while [ "$round" -lt "${BENCH_DRAINS:-3}" ]; do
+	round=$((round + 1))
+	drain "empty-$round" pgjobd_empty
+	jps_empty=$(calc "($jps > $jps_empty) ? $jps : $jps_empty")
+	sql "TRUNCATE pgjobd.live, pgjobd.live_attempts, pgjobd.history, pgjobd.attempt_history" \
+	    >/dev/null
+	drain "scale-$round" pgjobd_scale
+	jps_scale=$(calc "($jps > $jps_scale) ? $jps : $jps_scale")
+done
+size_after=$(sizes)
+
+# The monitoring queries at this size: the file twice, the second run timed.
+"$psql" -X -q -f "$top/contrib/monitoring.sql" >/dev/null
+mon=$("$psql" -X -q -c '\timing on' -f "$top/contrib/monitoring.sql" |
+    sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n | tail -n 1)
+t0=$(ms_now)
+stats=$(sql "SELECT done + dead FROM pgjobd.queue_stats WHERE queue = 'default'")
+stats_ms=$(($(ms_now) - t0))
+
+t0=$(ms_now)
+dropped=$(sql "SELECT dropped FROM pgjobd.maintain()")
+ret_s=$(calc "($(ms_now) - $t0) / 1000")
+left=$(sql "SELECT done + dead FROM pgjobd.queue_stats WHERE queue = 'default'")
+[ "$dropped" -eq 1 ] || fail "the retention step dropped $dropped days, not 1"
+
+ratio=$(calc "$jps_scale / $jps_empty")
+row "storage: drain, empty tables ($SN x /bin/true, C=$SC; best of ${BENCH_DRAINS:-3})" \
+    "$(calc "sprintf(\"%.0f jobs/s\", $jps_empty)")" "reference for the row below" "-"
+row "storage: drain beside $n_finished finished + $n_scheduled scheduled" \
+    "$(calc "sprintf(\"%.0f jobs/s\", $jps_scale)")" \
+    "$(calc "sprintf(\"ratio %.2f to the empty run, limit >= $SCALE_RATIO_MIN\", $ratio)")" \
+    "$(ok_if "$ratio >= $SCALE_RATIO_MIN")"
+row "storage: sizes before the drain (table+indexes)" "$size_before" "-" "-"
+row "storage: sizes after the drain" "$size_after" "-" "-"
+row "storage: one retention step ($((n_finished / 9)) finished jobs)" "${ret_s}s" \
+    "$stats -> $left retained; limit < ${RETENTION_MAX_S}s" \
+    "$(ok_if "$ret_s < $RETENTION_MAX_S")"
+row "storage: slowest contrib/monitoring.sql query" "$mon ms" \
+    "queue_stats alone $stats_ms ms (psql round trip included); limit < $MONITOR_MAX_MS ms" \
+    "$(ok_if "$mon < $MONITOR_MAX_MS")"
+row "storage: enqueue 20000 jobs, payload GIN index off / on" "$gin_off ms / $gin_on ms" \
+    "$(calc "sprintf(\"+%.0f%% with pgjobd.index_payloads()\", ($gin_on - $gin_off) * 100 / $gin_off)")" "-"

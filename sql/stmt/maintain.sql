@@ -1,0 +1,14 @@
+-- Periodic upkeep of the storage: promote due scheduled jobs, expire jobs
+-- past their expires_at, create history partitions ahead and drop the days
+-- whose retention has passed (see pgjobd.maintain in sql/003_storage.sql).
+-- Sent on the poll timer by every daemon; the first of the moment does the
+-- work, the others get skipped = true at once.  Each call is short: at
+-- most $1 rows promoted and $1 expired, partition changes wait at most
+-- 50 ms for a lock.  Nothing here is needed for correctness of leasing:
+-- due scheduled jobs are leased anyway and a job finishing always has a
+-- partition (the DEFAULT one at worst).
+--
+-- $1 batch (int; 10000 is a good value)
+-- One row: promoted, expired, created (partitions made: days), dropped
+-- (days of history removed), skipped (boolean).
+SELECT promoted, expired, created, dropped, skipped FROM pgjobd.maintain($1::int)
