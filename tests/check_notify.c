@@ -139,10 +139,19 @@ START_TEST(test_ready_only_after_connection_and_listen)
 		ck_assert_msg(strstr(m, "READY=1") == NULL, "READY before the database: %s", m);
 		free(m);
 	}
-	/* Now create and migrate it; READY follows the connection. */
-	PQclear(t_exec(c, "CREATE DATABASE pgjobd_notify", NULL));
+	/* Now make it, migrated, under its name at once (a daemon that
+	 * connected to it half-migrated would rightly stop: the schema is
+	 * older than it needs); READY follows the connection. */
+	PQclear(t_exec(c, "DROP DATABASE IF EXISTS pgjobd_notify_new WITH (FORCE)", NULL));
+	PQclear(t_exec(c, "CREATE DATABASE pgjobd_notify_new", NULL));
+	{
+		char *new_cfg = config_for("pgjobd_notify_new");
+		migrate(new_cfg);
+		unlink(new_cfg);
+		free(new_cfg);
+	}
+	PQclear(t_exec(c, "ALTER DATABASE pgjobd_notify_new RENAME TO pgjobd_notify", NULL));
 	PQfinish(c);
-	migrate(cfg);
 	expect_line(&l, "READY=1", 30000);
 	/* At READY the daemon listens: with the poll at 1h, only NOTIFY can
 	 * make it run a job this fast. */

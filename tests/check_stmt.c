@@ -55,7 +55,8 @@ clear_state(void)
 {
 	conn = t_connect();
 	PQclear(t_exec(conn,
-	    "TRUNCATE pgjobd.jobs, pgjobd.attempts, pgjobd.workers RESTART IDENTITY CASCADE",
+	    "TRUNCATE pgjobd.live, pgjobd.live_attempts, pgjobd.history, pgjobd.attempt_history, "
+	    "pgjobd.workers RESTART IDENTITY",
 	    NULL));
 }
 
