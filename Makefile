@@ -32,7 +32,7 @@ DOWN_SQL := $(sort $(wildcard sql/down/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_storage check_cli check_tail check_spawn check_daemon check_notify check_ops
+TESTS      := check_cfg check_sql check_storage check_cli check_tail check_spawn check_daemon check_notify check_ops check_roles
 check_cfg_OBJS := cfg.o xmalloc.o
 check_sql_OBJS := stmts.o
 check_storage_OBJS := stmts.o
@@ -42,6 +42,7 @@ check_spawn_OBJS := spawn.o tail.o
 check_daemon_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := cfg.o xmalloc.o
+check_roles_OBJS := stmts.o
 
 .PHONY: all deps check demo bench install uninstall clean format
 all: deps $(B)/pgjobd
