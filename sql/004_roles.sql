@@ -27,7 +27,8 @@
 -- Every function of the schema runs with search_path = pg_catalog, pg_temp
 -- (CVE-2018-1058: nothing a caller plants in public, or in a schema it puts
 -- first on its own search_path, is resolved by pgjobd's code), and EXECUTE
--- is revoked from PUBLIC on every one of them.  The API functions and the
+-- is revoked from PUBLIC on every one of them (pgjobd._harden(), which
+-- every later migration must call last).  The API functions and the
 -- trigger functions are SECURITY DEFINER: they act on tables their callers
 -- cannot touch.  Each job records the session user that enqueued it
 -- (enqueued_by, NULL for jobs older than this version).
@@ -480,34 +481,49 @@ $$;
 
 -- -------------------------------------------------------------- privileges
 
-DO $$
+-- Every function of the schema gets a fixed search_path and loses EXECUTE
+-- for PUBLIC; trigger functions act as the owner (they write the counts
+-- tables for whoever changed a job).  Called here and at the end of every
+-- later migration: a per-schema ALTER DEFAULT PRIVILEGES cannot take away
+-- the EXECUTE that PostgreSQL gives PUBLIC on every new function.
+CREATE FUNCTION pgjobd._harden() RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
 	v_fn regprocedure;
-	v_definer boolean;
+	v_trigger boolean;
+BEGIN
+	FOR v_fn, v_trigger IN
+		SELECT p.oid::regprocedure, p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype
+		  FROM pg_catalog.pg_proc p
+		 WHERE p.pronamespace = 'pgjobd'::pg_catalog.regnamespace
+	LOOP
+		EXECUTE pg_catalog.format('ALTER FUNCTION %s %s SET search_path = pg_catalog, pg_temp',
+		                          v_fn, CASE WHEN v_trigger THEN 'SECURITY DEFINER' ELSE '' END);
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_fn);
+	END LOOP;
+END
+$$;
+SELECT pgjobd._harden();
+
+-- The API acts as the owner, on tables its callers cannot touch.
+ALTER FUNCTION pgjobd.enqueue(text, jsonb, text, timestamptz, int, int, text, interval, timestamptz)
+	SECURITY DEFINER;
+ALTER FUNCTION pgjobd.cancel(bigint) SECURITY DEFINER;
+ALTER FUNCTION pgjobd.retry(bigint) SECURITY DEFINER;
+ALTER FUNCTION pgjobd.set_retention(text, interval) SECURITY DEFINER;
+ALTER FUNCTION pgjobd.maintain(int) SECURITY DEFINER;
+ALTER FUNCTION pgjobd.index_payloads(boolean) SECURITY DEFINER;
+ALTER FUNCTION pgjobd.grant_enqueue(text, text) SECURITY DEFINER;
+ALTER FUNCTION pgjobd.revoke_enqueue(text, text) SECURITY DEFINER;
+REVOKE ALL ON SCHEMA pgjobd FROM PUBLIC;
+
+DO $$
+DECLARE
 	v_enqueue name := pgjobd._role('enqueue');
 	v_reader name := pgjobd._role('reader');
 	v_operator name := pgjobd._role('operator');
 	v_daemon name := pgjobd._role('daemon');
 BEGIN
-	-- Every function: a fixed search_path, and no EXECUTE for PUBLIC.  The
-	-- API and the triggers (which write the counts tables for whoever
-	-- changed a job) act as the owner.
-	FOR v_fn, v_definer IN
-		SELECT p.oid::regprocedure,
-		       p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype OR p.proname IN
-		           ('enqueue', 'cancel', 'retry', 'set_retention', 'maintain',
-		            'index_payloads', 'grant_enqueue', 'revoke_enqueue')
-		  FROM pg_catalog.pg_proc p
-		 WHERE p.pronamespace = 'pgjobd'::regnamespace
-	LOOP
-		EXECUTE format('ALTER FUNCTION %s %s SET search_path = pg_catalog, pg_temp', v_fn,
-		               CASE WHEN v_definer THEN 'SECURITY DEFINER' ELSE '' END);
-		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_fn);
-	END LOOP;
-	-- Nor for what later migrations add.
-	ALTER DEFAULT PRIVILEGES IN SCHEMA pgjobd REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
-	REVOKE ALL ON SCHEMA pgjobd FROM PUBLIC;
-
 	EXECUTE format('GRANT USAGE ON SCHEMA pgjobd TO %I, %I, %I, %I',
 	               v_enqueue, v_reader, v_operator, v_daemon);
 

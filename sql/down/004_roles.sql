@@ -21,7 +21,6 @@ BEGIN
 		EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA pgjobd REVOKE ALL ON TABLES FROM %I',
 		               v_role);
 	END LOOP;
-	ALTER DEFAULT PRIVILEGES IN SCHEMA pgjobd GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
 	FOR v_fn IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
 	             WHERE p.pronamespace = 'pgjobd'::regnamespace LOOP
 		EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER RESET search_path', v_fn);
@@ -34,6 +33,7 @@ DROP FUNCTION pgjobd.grant_enqueue(text, text);
 DROP FUNCTION pgjobd.revoke_enqueue(text, text);
 DROP FUNCTION pgjobd._may_enqueue(text);
 DROP FUNCTION pgjobd._role(text);
+DROP FUNCTION pgjobd._harden();
 DROP TABLE pgjobd.enqueue_grants;
 DROP TABLE pgjobd.roles;
 
