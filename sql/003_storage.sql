@@ -91,7 +91,8 @@ CREATE INDEX history_key_idx ON pgjobd.history (queue, idempotency_key)
 	WHERE idempotency_key IS NOT NULL;
 -- "dead jobs, newest first", "expired in the last day" (contrib/
 -- monitoring.sql): every final state but done, the bulk, which stays out.
-CREATE INDEX history_failed_idx ON pgjobd.history (state, finished_at) WHERE state <> 'done';
+CREATE INDEX history_failed_idx ON pgjobd.history (state, finished_at DESC NULLS LAST)
+	WHERE state <> 'done';
 CREATE TABLE pgjobd.history_default PARTITION OF pgjobd.history DEFAULT;
 
 CREATE TABLE pgjobd.attempt_history (
@@ -115,33 +116,38 @@ CREATE INDEX attempt_history_job_idx ON pgjobd.attempt_history (job_id, attempt)
 CREATE INDEX attempt_history_finished_idx ON pgjobd.attempt_history (finished_at);
 CREATE TABLE pgjobd.attempt_history_default PARTITION OF pgjobd.attempt_history DEFAULT;
 
--- Rows of pgjobd.history per (queue, state, purge_on), kept by statement
--- triggers on history; a partition dropped takes its counts with it.
--- Each backend adds to its own shard, so that daemons finishing jobs of
--- one queue at once do not queue up on one counter row.
+-- Rows of pgjobd.history per (queue, state, purge_on) and of pgjobd.live
+-- per (queue, state), so that queue_stats never counts rows by the million.
+-- Statement triggers add one delta row per statement and group; nothing is
+-- ever updated in place, because a counter row updated by every one of
+-- 10000 enqueues in one transaction would make each update walk all the
+-- versions before it.  pgjobd.maintain() sums the deltas up (and a dropped
+-- day takes its counts with it), so these tables stay a few rows per
+-- queue.  A heartbeat changes no state and adds nothing; TRUNCATE resets.
 CREATE TABLE pgjobd.history_counts (
 	queue    text   NOT NULL,
 	state    text   NOT NULL,
 	purge_on date   NOT NULL,
-	shard    int    NOT NULL,
-	n        bigint NOT NULL,
-	PRIMARY KEY (queue, state, purge_on, shard)
+	n        bigint NOT NULL
 );
 COMMENT ON TABLE pgjobd.history_counts IS 'pgjobd: counts of pgjobd.history, for queue_stats';
+CREATE INDEX history_counts_day_idx ON pgjobd.history_counts (purge_on);
+CREATE TABLE pgjobd.live_counts (
+	queue text   NOT NULL,
+	state text   NOT NULL,
+	n     bigint NOT NULL
+);
+COMMENT ON TABLE pgjobd.live_counts IS 'pgjobd: counts of pgjobd.live, for queue_stats';
 
 CREATE FUNCTION pgjobd._count_history() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'INSERT' THEN
-		INSERT INTO pgjobd.history_counts AS c (queue, state, purge_on, shard, n)
-		SELECT r.queue, r.state, r.purge_on, pg_backend_pid() % 16, count(*)
-		  FROM new_rows r GROUP BY 1, 2, 3
-		ON CONFLICT (queue, state, purge_on, shard) DO UPDATE SET n = c.n + excluded.n;
+		INSERT INTO pgjobd.history_counts (queue, state, purge_on, n)
+		SELECT r.queue, r.state, r.purge_on, count(*) FROM new_rows r GROUP BY 1, 2, 3;
 	ELSE
-		INSERT INTO pgjobd.history_counts AS c (queue, state, purge_on, shard, n)
-		SELECT r.queue, r.state, r.purge_on, pg_backend_pid() % 16, -count(*)
-		  FROM old_rows r GROUP BY 1, 2, 3
-		ON CONFLICT (queue, state, purge_on, shard) DO UPDATE SET n = c.n + excluded.n;
+		INSERT INTO pgjobd.history_counts (queue, state, purge_on, n)
+		SELECT r.queue, r.state, r.purge_on, -count(*) FROM old_rows r GROUP BY 1, 2, 3;
 	END IF;
 	RETURN NULL;
 END
@@ -151,37 +157,21 @@ CREATE TRIGGER history_count_insert AFTER INSERT ON pgjobd.history
 CREATE TRIGGER history_count_delete AFTER DELETE ON pgjobd.history
 	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_history();
 
--- Rows of pgjobd.live per (queue, state), kept the same way (shards per
--- backend), so that queue_stats does not count a backlog of millions of
--- scheduled jobs row by row.  A heartbeat changes no state: its UPDATE
--- nets to nothing and writes nothing.  TRUNCATE resets both counts.
-CREATE TABLE pgjobd.live_counts (
-	queue text   NOT NULL,
-	state text   NOT NULL,
-	shard int    NOT NULL,
-	n     bigint NOT NULL,
-	PRIMARY KEY (queue, state, shard)
-);
-COMMENT ON TABLE pgjobd.live_counts IS 'pgjobd: counts of pgjobd.live, for queue_stats';
-
 CREATE FUNCTION pgjobd._count_live() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'INSERT' THEN
-		INSERT INTO pgjobd.live_counts AS c (queue, state, shard, n)
-		SELECT r.queue, r.state, pg_backend_pid() % 16, count(*) FROM new_rows r GROUP BY 1, 2
-		ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+		INSERT INTO pgjobd.live_counts (queue, state, n)
+		SELECT r.queue, r.state, count(*) FROM new_rows r GROUP BY 1, 2;
 	ELSIF TG_OP = 'DELETE' THEN
-		INSERT INTO pgjobd.live_counts AS c (queue, state, shard, n)
-		SELECT r.queue, r.state, pg_backend_pid() % 16, -count(*) FROM old_rows r GROUP BY 1, 2
-		ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+		INSERT INTO pgjobd.live_counts (queue, state, n)
+		SELECT r.queue, r.state, -count(*) FROM old_rows r GROUP BY 1, 2;
 	ELSE
-		INSERT INTO pgjobd.live_counts AS c (queue, state, shard, n)
-		SELECT d.queue, d.state, pg_backend_pid() % 16, sum(d.n)
+		INSERT INTO pgjobd.live_counts (queue, state, n)
+		SELECT d.queue, d.state, sum(d.n)
 		  FROM (SELECT r.queue, r.state, 1 AS n FROM new_rows r
 		        UNION ALL SELECT r.queue, r.state, -1 FROM old_rows r) d
-		 GROUP BY 1, 2 HAVING sum(d.n) <> 0
-		ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n;
+		 GROUP BY 1, 2 HAVING sum(d.n) <> 0;
 	END IF;
 	RETURN NULL;
 END
@@ -425,8 +415,8 @@ CREATE INDEX live_expires_idx ON pgjobd.live (expires_at)
 	WHERE expires_at IS NOT NULL AND state <> 'running';
 
 -- Count the live rows from here on (the moves above are done).
-INSERT INTO pgjobd.live_counts (queue, state, shard, n)
-SELECT queue, state, 0, count(*) FROM pgjobd.live GROUP BY 1, 2;
+INSERT INTO pgjobd.live_counts (queue, state, n)
+SELECT queue, state, count(*) FROM pgjobd.live GROUP BY 1, 2;
 CREATE TRIGGER live_count_insert AFTER INSERT ON pgjobd.live
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgjobd._count_live();
 CREATE TRIGGER live_count_update AFTER UPDATE ON pgjobd.live
@@ -856,9 +846,13 @@ BEGIN
 		  FROM m JOIN h ON h.id = m.job_id
 	)
 	SELECT count(*) INTO expired FROM h;
-	-- Counters that dropped to zero (a job retried, a day moved).
-	DELETE FROM pgjobd.history_counts c WHERE c.n = 0;
-	DELETE FROM pgjobd.live_counts c WHERE c.n = 0;
+	-- The count deltas summed up, one row per group (zeros dropped).
+	WITH d AS (DELETE FROM pgjobd.history_counts RETURNING *)
+	INSERT INTO pgjobd.history_counts (queue, state, purge_on, n)
+	SELECT d.queue, d.state, d.purge_on, sum(d.n) FROM d GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0;
+	WITH d AS (DELETE FROM pgjobd.live_counts RETURNING *)
+	INSERT INTO pgjobd.live_counts (queue, state, n)
+	SELECT d.queue, d.state, sum(d.n) FROM d GROUP BY 1, 2 HAVING sum(d.n) <> 0;
 	-- Partitions ahead, then the days whose retention has passed.
 	PERFORM set_config('lock_timeout', '50ms', true);
 	created := pgjobd._make_partitions();

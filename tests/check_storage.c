@@ -692,11 +692,16 @@ START_TEST(test_plans_at_scale_probe_indexes_only)
 	               NULL));
 	PQclear(t_exec(c, "SELECT count(pgjobd.enqueue('t', queue => 'q')) FROM generate_series(1, 1000)",
 	               NULL));
-	/* The scheduled ones are retries: each has a failed attempt. */
+	/* The scheduled ones are retries: each has a failed attempt (over the
+	 * last day, as the history's are over the last week). */
 	PQclear(t_exec(c,
-	               "INSERT INTO pgjobd.live_attempts (job_id, attempt, worker, outcome) "
-	               "SELECT id, 1, 'w', 'retry' FROM pgjobd.live WHERE state = 'scheduled'",
+	               "INSERT INTO pgjobd.live_attempts (job_id, attempt, worker, finished_at, outcome) "
+	               "SELECT id, 1, 'w', now() - id % 86400 * interval '1 s', 'retry' "
+	               "FROM pgjobd.live WHERE state = 'scheduled'",
 	               NULL));
+	/* What the daemons' poll timers do: sum up the count deltas (100000
+	 * enqueues in one statement added one each). */
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
 	PQclear(t_exec(c, "VACUUM ANALYZE", NULL));
 
 	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
