@@ -13,6 +13,7 @@
 #include "testlib.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +772,73 @@ START_TEST(test_downgrade_to_3_keeps_every_job_and_the_roles)
 }
 END_TEST
 
+/* The version-3 definitions that 004 redefines, each with what 004 added
+ * (enqueued_by, the type right) taken out when STRIP, spaces collapsed. */
+static char *
+copied_definitions(PGconn *c, bool strip)
+{
+	char *sql, *v;
+
+	ck_assert_int_ge(asprintf(&sql,
+	                     "WITH d AS ("
+	                     "  SELECT p.proname AS name, p.prosrc AS src FROM pg_proc p"
+	                     "   WHERE p.pronamespace = 'pgjobd'::regnamespace AND p.proname IN"
+	                     "         ('_put', '_jobs_write', 'retry', 'maintain', 'enqueue')"
+	                     "  UNION ALL SELECT 'jobs', pg_get_viewdef('pgjobd.jobs'::regclass)),"
+	                     "s AS (SELECT name, CASE WHEN %s THEN regexp_replace(regexp_replace(src,"
+	                     "    '-- The right to this type.*?END IF;', '', 'g'),"
+	                     "    '(,\\s*)?[A-Za-z]*\\.?enqueued_by(\\s*=\\s*NEW\\.enqueued_by)?', '', 'g')"
+	                     "  ELSE src END AS src FROM d)"
+	                     "SELECT string_agg(name || ': ' || regexp_replace(src, '\\s+', ' ', 'g'),"
+	                     "                  E'\\n' ORDER BY name) FROM s",
+	                     strip ? "true" : "false"),
+	    0);
+	v = t_str(c, sql, NULL);
+	free(sql);
+	return v;
+}
+
+/* GOT equals WANT; else show where they part (Check cannot print
+ * messages of this size whole). */
+static void
+expect_same(const char *got, const char *want, const char *what)
+{
+	size_t i = 0;
+
+	while (got[i] && got[i] == want[i])
+		i++;
+	ck_assert_msg(got[i] == want[i], "%s differs at %zu:\n  got:  ...%.160s\n  want: ...%.160s",
+	    what, i, got + (i > 40 ? i - 40 : 0), want + (i > 40 ? i - 40 : 0));
+}
+
+START_TEST(test_version_4_redefines_version_3_adding_only_enqueued_by_and_the_right)
+{
+	PGconn *c;
+	char *v3, *v4, *back;
+
+	/* 004 and its down file carry copies of 003's functions and view;
+	 * this fails when 003 changes and the copies were not made again. */
+	t_use_fresh_db("pgjobd_r_copies");
+	migrate_ok(NULL, "3", "schema version 3\n");
+	c = t_connect();
+	v3 = copied_definitions(c, false);
+	migrate_ok(NULL, NULL, "schema version 4\n");
+	v4 = copied_definitions(c, true);
+	ck_assert_msg(strstr(v4, "enqueued_by") == NULL, "not all of enqueued_by stripped:\n%s", v4);
+	expect_same(v4, v3, "004's definitions without what it adds, against 003's");
+	free(v4);
+	v4 = copied_definitions(c, false);
+	ck_assert_ptr_nonnull(strstr(v4, "enqueued_by"));
+	migrate_ok(NULL, "3", "schema version 3\n");
+	back = copied_definitions(c, false);
+	expect_same(back, v3, "the definitions after the downgrade, against 003's");
+	free(back);
+	free(v4);
+	free(v3);
+	PQfinish(c);
+}
+END_TEST
+
 static Suite *
 roles_suite(void)
 {
@@ -788,6 +856,7 @@ roles_suite(void)
 	tcase_add_test(tc, test_role_prefix_gives_a_database_its_own_roles_and_is_kept);
 	tcase_add_test(tc, test_owner_without_createrole_migrates_when_the_roles_exist);
 	tcase_add_test(tc, test_downgrade_to_3_keeps_every_job_and_the_roles);
+	tcase_add_test(tc, test_version_4_redefines_version_3_adding_only_enqueued_by_and_the_right);
 	suite_add_tcase(s, tc);
 	return s;
 }

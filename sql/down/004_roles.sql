@@ -247,9 +247,13 @@ BEGIN
 		  FROM m JOIN h ON h.id = m.job_id
 	)
 	SELECT count(*) INTO expired FROM h;
-	-- Counters that dropped to zero (a job retried, a day moved).
-	DELETE FROM pgjobd.history_counts c WHERE c.n = 0;
-	DELETE FROM pgjobd.live_counts c WHERE c.n = 0;
+	-- The count deltas summed up, one row per group (zeros dropped).
+	WITH d AS (DELETE FROM pgjobd.history_counts RETURNING *)
+	INSERT INTO pgjobd.history_counts (queue, state, purge_on, n)
+	SELECT d.queue, d.state, d.purge_on, sum(d.n) FROM d GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0;
+	WITH d AS (DELETE FROM pgjobd.live_counts RETURNING *)
+	INSERT INTO pgjobd.live_counts (queue, state, n)
+	SELECT d.queue, d.state, sum(d.n) FROM d GROUP BY 1, 2 HAVING sum(d.n) <> 0;
 	-- Partitions ahead, then the days whose retention has passed.
 	PERFORM set_config('lock_timeout', '50ms', true);
 	created := pgjobd._make_partitions();
