@@ -550,7 +550,13 @@ BEGIN
 	-- ones into history (reading back only id and purge_on), move attempts
 	-- and read retention; the heartbeat and deregister keep its worker row;
 	-- the start reads the schema version; maintain is the function.
-	EXECUTE format('GRANT SELECT, UPDATE, DELETE ON pgjobd.live TO %I', v_daemon);
+	-- It reads the live rows whole (a lease returns the payload) but may
+	-- change only what a lease, a heartbeat and an outcome change: never a
+	-- job's type, queue, payload or limits.
+	EXECUTE format('GRANT SELECT, DELETE ON pgjobd.live TO %I', v_daemon);
+	EXECUTE format('GRANT UPDATE (state, attempts, run_at, worker, started_at, finished_at, '
+	               'exit_code, last_error, result, lease_token, lease_expires_at) '
+	               'ON pgjobd.live TO %I', v_daemon);
 	EXECUTE format('GRANT INSERT ON pgjobd.history TO %I', v_daemon);
 	EXECUTE format('GRANT SELECT (id, purge_on) ON pgjobd.history TO %I', v_daemon);
 	EXECUTE format('GRANT SELECT, INSERT, DELETE ON pgjobd.live_attempts TO %I', v_daemon);

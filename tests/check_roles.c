@@ -442,6 +442,9 @@ START_TEST(test_daemon_role_cannot_create_alter_or_drop_anything)
 	denied(w, "SELECT * FROM pgjobd.enqueue_grants");
 	denied(w, "INSERT INTO pgjobd.live (type) VALUES ('t')");
 	denied(w, "UPDATE pgjobd.history SET state = 'dead'");
+	denied(w, "UPDATE pgjobd.live SET payload = '{}'");
+	denied(w, "UPDATE pgjobd.live SET type = 'x', queue = 'y'");
+	denied(w, "UPDATE pgjobd.live SET max_attempts = 100");
 	denied(w, "SELECT pgjobd.enqueue('t')");
 	denied(w, "SELECT pgjobd.cancel(%lld)", id);
 	denied(w, "SELECT pgjobd.retry(%lld)", id);
