@@ -7,7 +7,8 @@
 --
 -- Four group roles (NOLOGIN), created when missing, which needs CREATEROLE
 -- (roles that already exist, with pgjobd_operator a member of
--- pgjobd_reader, need nothing more than ownership of the schema):
+-- pgjobd_reader, need no CREATEROLE; an existing role that can log in is
+-- used as it is, with a warning):
 --   pgjobd_enqueue   may call pgjobd.enqueue, for the types granted to its
 --                    login with pgjobd.grant_enqueue(role, type), nothing else
 --   pgjobd_reader    may read pgjobd's tables and views (jobs, attempts,
@@ -62,6 +63,10 @@ BEGIN
 			EXCEPTION WHEN duplicate_object THEN
 				NULL;   -- another database's --migrate made it meanwhile
 			END;
+		ELSIF EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = v_name
+		              AND (r.rolcanlogin OR r.rolsuper)) THEN
+			RAISE WARNING 'pgjobd: role % exists and can log in (or is a superuser); it '
+				'should be a group role: ALTER ROLE % NOLOGIN', v_name, v_name;
 		END IF;
 	END LOOP;
 	IF NOT pg_catalog.pg_has_role(v_prefix || 'pgjobd_operator', v_prefix || 'pgjobd_reader',

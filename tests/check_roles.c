@@ -762,6 +762,17 @@ START_TEST(test_downgrade_to_3_keeps_every_job_and_the_roles)
 	                    "'pgjobd_reader', 'pgjobd_operator', 'pgjobd_daemon')");
 	expect_str(su, "0", "SELECT count(*) FROM pg_class WHERE relname IN ('roles', "
 	                    "'enqueue_grants') AND relnamespace = 'pgjobd'::regnamespace");
+	/* No grant to them is left in this database, so they can be dropped. */
+	expect_str(su, "0", "SELECT count(*) FROM (SELECT relacl AS acl FROM pg_class "
+	                    "  WHERE relnamespace = 'pgjobd'::regnamespace "
+	                    "UNION ALL SELECT attacl FROM pg_attribute a JOIN pg_class c "
+	                    "  ON c.oid = a.attrelid WHERE c.relnamespace = 'pgjobd'::regnamespace "
+	                    "UNION ALL SELECT proacl FROM pg_proc "
+	                    "  WHERE pronamespace = 'pgjobd'::regnamespace "
+	                    "UNION ALL SELECT nspacl FROM pg_namespace WHERE nspname = 'pgjobd' "
+	                    "UNION ALL SELECT defaclacl FROM pg_default_acl) x, aclexplode(x.acl) e "
+	                    "WHERE e.grantee IN (SELECT oid FROM pg_roles "
+	                    "  WHERE rolname LIKE 'pgjobd\\_%%')");
 	ck_assert_int_gt(enqueue_as(su, "t"), b);
 	/* And up again: the jobs keep no enqueued_by, the grants are gone. */
 	migrate_ok(NULL, NULL, "schema version 4\n");
