@@ -75,7 +75,12 @@ for f in "$pgjobd" "$spawnrate"; do
 done
 
 if [ -z "${PGTEST_DIR:-}" ]; then
-	PGTEST_DURABLE=1 PGTEST_PORT=$((54400 + $(od -An -N2 -tu2 /dev/urandom) % 500))
+	# A port nobody listens on (other clusters may run on this machine).
+	while :; do
+		PGTEST_PORT=$((54400 + $(od -An -N2 -tu2 /dev/urandom) % 500))
+		ss -ltn 2>/dev/null | grep -q ":$PGTEST_PORT " || break
+	done
+	PGTEST_DURABLE=1
 	export PGTEST_DURABLE PGTEST_PORT
 	exec "$top/tests/with-pg.sh" "$here/bench.sh" "$pgjobd" "$spawnrate"
 fi

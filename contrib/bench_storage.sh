@@ -124,14 +124,14 @@ size_before=$(sizes)
 
 jps_empty=0
 jps_scale=0
-i=0
-while [ "$i" -lt "${BENCH_DRAINS:-3}" ]; do
-	i=$((i + 1))
-	drain "empty-$i" pgjobd_empty
+round=0   # (not i: start_daemon counts with i)
+while [ "$round" -lt "${BENCH_DRAINS:-3}" ]; do
+	round=$((round + 1))
+	drain "empty-$round" pgjobd_empty
 	jps_empty=$(calc "($jps > $jps_empty) ? $jps : $jps_empty")
 	sql "TRUNCATE pgjobd.live, pgjobd.live_attempts, pgjobd.history, pgjobd.attempt_history" \
 	    >/dev/null
-	drain "scale-$i" pgjobd_scale
+	drain "scale-$round" pgjobd_scale
 	jps_scale=$(calc "($jps > $jps_scale) ? $jps : $jps_scale")
 done
 size_after=$(sizes)

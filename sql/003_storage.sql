@@ -25,8 +25,9 @@
 --  * pgjobd.jobs and pgjobd.attempts are views over both halves with every
 --    column of version 2 (writes to them are routed by INSTEAD OF
 --    triggers), so the contract keeps its shape.
---  * pgjobd.history_counts keeps per-(queue, state, day) counts of the
---    history, so queue_stats never counts millions of rows.
+--  * pgjobd.history_counts and pgjobd.live_counts keep counts (as deltas
+--    that pgjobd.maintain() sums up), so queue_stats never counts millions
+--    of rows.
 
 -- Dependants of the old table that are rebuilt below.
 DROP VIEW pgjobd.queue_stats;

@@ -715,6 +715,15 @@ START_TEST(test_plans_at_scale_probe_indexes_only)
 			free(plan);
 		}
 	PQclear(t_exec(c, "RESET plan_cache_mode", NULL));
+	/* A lookup by id in the views: an index probe in each part. */
+	{
+		char *plan = t_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM pgjobd.jobs j "
+		                      "JOIN pgjobd.attempts a ON a.job_id = j.id WHERE j.id = 500000",
+		                   NULL);
+
+		assert_plan_scales("lookup by id", plan);
+		free(plan);
+	}
 	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
 		long long ms;
 
