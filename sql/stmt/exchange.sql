@@ -36,18 +36,19 @@ f AS (
      AND j.id = o.id AND j.lease_token = o.token   -- fencing
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.run_at, j.attempts,
     j.max_attempts, j.timeout, j.idempotency_key, j.created_at, j.started_at, j.worker,
-    j.last_error, j.expires_at, o.outcome, o.exit_code, o.signal, o.result, o.error
+    j.last_error, j.expires_at, j.enqueued_by, o.outcome, o.exit_code, o.signal, o.result, o.error
 ),
 fh AS (
   -- Its purge day: see pgjobd._purge_on (inlined: this is the hot path).
   INSERT INTO pgjobd.history (id, queue, type, payload, state, priority, run_at, attempts,
     max_attempts, timeout, idempotency_key, created_at, started_at, finished_at, worker,
-    exit_code, last_error, result, expires_at, purge_on)
+    exit_code, last_error, result, expires_at, purge_on, enqueued_by)
   SELECT f.id, f.queue, f.type, f.payload, f.outcome, f.priority, f.run_at, f.attempts,
     f.max_attempts, f.timeout, f.idempotency_key, f.created_at, f.started_at, now(), f.worker,
     f.exit_code, CASE WHEN f.outcome = 'dead' THEN f.error ELSE f.last_error END, f.result,
     f.expires_at,
-    ((now() + coalesce(r.keep, interval '30 days')) AT TIME ZONE 'UTC')::date + 1
+    ((now() + coalesce(r.keep, interval '30 days')) AT TIME ZONE 'UTC')::date + 1,
+    f.enqueued_by
     FROM f LEFT JOIN pgjobd.retention r ON r.state = f.outcome
   RETURNING id, purge_on
 ),

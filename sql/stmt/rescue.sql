@@ -25,11 +25,11 @@ d AS (
 dh AS (
   INSERT INTO pgjobd.history (id, queue, type, payload, state, priority, run_at, attempts,
     max_attempts, timeout, idempotency_key, created_at, started_at, finished_at, worker,
-    exit_code, last_error, result, expires_at, purge_on)
+    exit_code, last_error, result, expires_at, purge_on, enqueued_by)
   SELECT d.id, d.queue, d.type, d.payload, 'dead', d.priority, d.run_at, d.attempts,
     d.max_attempts, d.timeout, d.idempotency_key, d.created_at, d.started_at, now(), d.worker,
     d.exit_code, 'lease expired: worker ' || coalesce(d.worker, '?') || ' stopped extending it',
-    d.result, d.expires_at, pgjobd._purge_on('dead', now())
+    d.result, d.expires_at, pgjobd._purge_on('dead', now()), d.enqueued_by
     FROM d
   RETURNING id, purge_on
 ),

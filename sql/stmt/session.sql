@@ -10,6 +10,11 @@
 -- over a whole table.  tests/check_storage.c proves it with EXPLAIN under
 -- both plan modes beside a million finished and 100000 scheduled jobs.
 SET plan_cache_mode = force_generic_plan;
+-- Names in the statements resolve in pg_catalog (and pgjobd, always
+-- written out) only: nothing planted in public, nor a schema put first by
+-- the login's own settings (options=-csearch_path=...), is ever called
+-- (CVE-2018-1058).  Set before anything is prepared.
+SET search_path = pg_catalog, pg_temp;
 -- New due jobs (payload: the queue) and cancelled jobs (payload: the id).
 LISTEN pgjobd_enqueue;
 LISTEN pgjobd_cancel;
