@@ -174,7 +174,7 @@ START_TEST(test_migrate_installs_the_schema_and_is_idempotent)
 	free(out);
 	out = ctl_ok(0, "--json", "migrate", NULL);
 	c = t_connect();
-	assert_json(c, out, "SELECT $1::jsonb->>'schema_version'", "2");
+	assert_json(c, out, "SELECT $1::jsonb->>'schema_version'", "4");
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.jobs", NULL), 0);
 	free(out);
 	PQfinish(c);
