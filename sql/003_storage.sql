@@ -375,13 +375,15 @@ $$;
 
 -- Scheduled rows get their own state; finished rows move to history.
 -- Rows already past their new retention are kept until tomorrow: an
--- upgrade never removes anything by itself.  Partitions are made here for
--- the next 9 days (done jobs' 7 days and a margin), which keeps the
--- migration short; the first maintain() makes the rest, and the DEFAULT
--- partition holds what finishes before that.
+-- upgrade never removes anything by itself.  A fresh install makes no day
+-- partitions here, which keeps --migrate as short as before (a daemon
+-- reconnecting meanwhile would find no schema); the first maintain() makes
+-- them, and the DEFAULT partition holds what finishes before that.  An
+-- upgrade with finished jobs makes them all, so that those land in theirs.
 ALTER TABLE pgjobd.live DROP CONSTRAINT jobs_state_check;
 UPDATE pgjobd.live SET state = 'scheduled' WHERE state = 'ready' AND run_at > now();
-SELECT pgjobd._make_partitions(9);
+SELECT pgjobd._make_partitions(CASE WHEN EXISTS (SELECT FROM pgjobd.live
+	WHERE state IN ('done', 'dead', 'cancelled')) THEN NULL ELSE 0 END);
 WITH m AS (
 	DELETE FROM pgjobd.live j WHERE j.state IN ('done', 'dead', 'cancelled') RETURNING j.*
 )

@@ -413,6 +413,7 @@ START_TEST(test_a_job_finishing_without_its_partition_lands_in_default_then_move
 
 	/* The partition its purge day needs is missing (as if maintain had not
 	 * run for weeks). */
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
 	PQclear(t_exec(c,
 	               "DO $$ DECLARE d text := to_char(((now() + interval '7 days') AT TIME ZONE "
 	               "'UTC')::date + 1, 'YYYYMMDD'); BEGIN "
@@ -683,6 +684,9 @@ START_TEST(test_plans_at_scale_probe_indexes_only)
 	    "SELECT * FROM pgjobd.maintain()",
 	};
 	PGconn *c = fresh("pgjobd_st_scale");
+
+	/* The partitions ahead, as the daemons' first maintain() makes them. */
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
 
 	/* A million finished jobs (a tenth with keys, some dead), one attempt
 	 * each; 100000 scheduled a day ahead at a higher priority (retries,
