@@ -633,6 +633,36 @@ netns_cleanup(void)
 	free(cmd);
 }
 
+/* The namespace with its end of the veth pair up, the host's end up. */
+static void
+netns_up(void)
+{
+	netns_cleanup();
+	sh("ip netns add %s && ip link add %s type veth peer name %s && ip link set %s netns %s"
+	   " && ip addr add %s/30 dev %s && ip link set %s up && ip netns exec %s sh -c"
+	   " 'ip addr add %s/30 dev %s && ip link set %s up && ip link set lo up'",
+	    net.ns, net.veth_host, net.veth_ns, net.veth_ns, net.ns, net.addr_host, net.veth_host,
+	    net.veth_host, net.ns, net.addr_ns, net.veth_ns, net.veth_ns);
+}
+
+/* Every packet on the veth pair dropped, both ways, silently: a FIFO of
+ * length 0.  Only the namespace is cut off: the host reaches its own end's
+ * address over loopback. */
+static void
+path_cut(void)
+{
+	sh("tc qdisc add dev %s root pfifo limit 0 && ip netns exec %s tc qdisc add dev %s root"
+	   " pfifo limit 0",
+	    net.veth_host, net.ns, net.veth_ns);
+}
+
+static void
+path_restore(void)
+{
+	sh("tc qdisc del dev %s root && ip netns exec %s tc qdisc del dev %s root", net.veth_host,
+	    net.ns, net.veth_ns);
+}
+
 START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 {
 	int port = free_port();
@@ -642,12 +672,7 @@ START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 	PGconn *c;
 	int64_t cut, noticed;
 
-	netns_cleanup();
-	sh("ip netns add %s && ip link add %s type veth peer name %s && ip link set %s netns %s"
-	   " && ip addr add %s/30 dev %s && ip link set %s up && ip netns exec %s sh -c"
-	   " 'ip addr add %s/30 dev %s && ip link set %s up && ip link set lo up'",
-	    net.ns, net.veth_host, net.veth_ns, net.veth_ns, net.ns, net.addr_host, net.veth_host,
-	    net.veth_host, net.ns, net.addr_ns, net.veth_ns, net.veth_ns);
+	netns_up();
 	dir = cluster_new("path", net.addr_host, port);
 	cluster_do("start", dir);
 	ck_assert_int_ge(asprintf(&db, "host=%s port=%d dbname=postgres user=postgres",
@@ -663,10 +688,7 @@ START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 	wait_log(d, "ready:", READY_MS);
 	t_wait_value(c, "8", JOB_MS, "SELECT count(*) FROM pgjobd.jobs WHERE state = 'running'");
 
-	/* Every packet dropped, both ways, silently: a FIFO of length 0. */
-	sh("tc qdisc add dev %s root pfifo limit 0 && ip netns exec %s tc qdisc add dev %s root"
-	   " pfifo limit 0",
-	    net.veth_host, net.ns, net.veth_ns);
+	path_cut();
 	cut = t_now_ms();
 	t_daemon_wait_log(d, "database connection lost", 20000);
 	noticed = t_now_ms() - cut;
@@ -679,8 +701,7 @@ START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 	    "the dead path was noticed after %lld ms", (long long)noticed);
 
 	/* The path back: the daemon reconnects and every job ends done. */
-	sh("tc qdisc del dev %s root && ip netns exec %s tc qdisc del dev %s root", net.veth_host,
-	    net.ns, net.veth_ns);
+	path_restore();
 	t_daemon_wait_log(d, "database connection restored", 30000);
 	release(dir);
 	PQfinish(c);
@@ -698,6 +719,170 @@ START_TEST(test_dead_path_is_noticed_within_heartbeat_and_answer_bound)
 	free(extra);
 	free(hold);
 	free(db);
+	free(dir);
+}
+END_TEST
+
+#define FENCE_LEASE_MS 4000
+#define FENCE_GRACE_MS 1000 /* kill_grace of daemon A */
+
+/* The pid a handler of job ID wrote to DIR/ID, or 0 while there is none. */
+static pid_t
+handler_pid(const char *dir, int id)
+{
+	char *path, line[32] = "";
+	FILE *f;
+
+	ck_assert_int_ge(asprintf(&path, "%s/%d", dir, id), 0);
+	f = fopen(path, "r");
+	free(path);
+	if (!f)
+		return 0;
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	return (pid_t)atoi(line);
+}
+
+/* Self-fencing with the network path cut: daemon A, in the namespace,
+ * loses every packet to the database; daemon B, on the host's unix socket,
+ * keeps its connection.  A kills its handlers (group and all) once their
+ * leases went a whole lease unextended, B runs the jobs again once the
+ * database expires the leases: the two runs of a job overlap by at most
+ * kill_grace + heartbeat. */
+START_TEST(test_cut_path_kills_handlers_and_a_direct_daemon_reruns_the_jobs)
+{
+	int port = free_port();
+	char *dir, *db, *direct, *cfg_a, *cfg_b, *extra, *needle, *cut_at;
+	char pids_dir[] = "/tmp/pgjobd-net-fence-XXXXXX";
+	const char *prefix[] = {"/usr/sbin/ip", "netns", "exec", net.ns, NULL};
+	struct t_daemon *a, *b;
+	PGconn *c;
+	pid_t pids[2];
+	int64_t cut, gone[2], until;
+
+	ck_assert_ptr_nonnull(mkdtemp(pids_dir));
+	netns_up();
+	dir = cluster_new("cut", net.addr_host, port);
+	cluster_do("start", dir);
+	ck_assert_int_ge(asprintf(&db, "host=%s port=%d dbname=postgres user=postgres",
+			     net.addr_host, port),
+	    0);
+	ck_assert_int_ge(asprintf(&direct, "host=%s port=%d dbname=postgres user=postgres", dir,
+			     port),
+	    0);
+	migrate(direct);
+	ck_assert_int_ge(asprintf(&extra,
+			     "lease = 4s\nheartbeat = 1s\npoll_interval = 1s\nkill_grace = 1s\n"
+			     "name = a\nconcurrency = 2\n[handler.t]\n"
+			     "command = /bin/sh -c 'echo $$ > \"$DIR/$PGJOBD_JOB_ID\"; exec sleep 60'\n"
+			     "environment = DIR=%s\n",
+			     pids_dir),
+	    0);
+	cfg_a = config(db, extra);
+	free(extra);
+	cfg_b = config(direct, "lease = 4s\nheartbeat = 1s\npoll_interval = 1s\nkill_grace = 1s\n"
+			       "name = b\nconcurrency = 2\n[handler.t]\ncommand = /bin/true\n");
+	c = connect_to(direct);
+
+	a = t_daemon_start_in(prefix, cfg_a, NULL);
+	wait_log(a, "ready:", READY_MS);
+	PQclear(t_exec(c, "SELECT pgjobd.enqueue('t'), pgjobd.enqueue('t')", NULL));
+	t_wait_value(c, "2", JOB_MS,
+	    "SELECT count(*) FROM pgjobd.jobs WHERE state = 'running' AND worker = 'a'");
+	for (int i = 0; i < 2; i++) {
+		until = t_now_ms() + 10000;
+		while ((pids[i] = handler_pid(pids_dir, i + 1)) == 0 && t_now_ms() < until)
+			usleep(20000);
+		ck_assert_msg(pids[i] > 0, "job %d's handler wrote no pid", i + 1);
+	}
+	b = t_daemon_start(cfg_b, NULL);
+	wait_log(b, "ready:", READY_MS);
+	/* B is polling, and the jobs are A's: it leases nothing. */
+	ck_assert_int_eq(qint(c, "SELECT count(*) FROM pgjobd.jobs WHERE state = 'running'"
+				 " AND worker = 'a'"),
+	    2);
+
+	path_cut();
+	cut = t_now_ms();
+	/* The database's clock at the cut, to set its started_at against. */
+	cut_at = t_str(c, "SELECT clock_timestamp()::text", NULL);
+	t_daemon_wait_log(a, "database connection lost", 20000);
+	fprintf(stderr, "figure: cut path: A noticed the dead path %lld ms after the cut\n",
+	    (long long)(t_now_ms() - cut));
+
+	/* A kills both handlers without the database, and says why. */
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_ge(asprintf(&needle, "job %d type=t attempt=1: lease not extended for",
+				     i + 1),
+		    0);
+		t_daemon_wait_log(a, needle, 20000);
+		free(needle);
+	}
+	gone[0] = gone[1] = 0;
+	until = t_now_ms() + 10000;
+	while ((!gone[0] || !gone[1]) && t_now_ms() < until) {
+		for (int i = 0; i < 2; i++)
+			if (!gone[i] && kill(pids[i], 0) == -1)
+				gone[i] = t_now_ms();
+		usleep(5000);
+	}
+	for (int i = 0; i < 2; i++)
+		ck_assert_msg(gone[i] != 0, "job %d's handler (pid %d) survived the fence", i + 1,
+		    (int)pids[i]);
+
+	/* B reruns both once the database expires the leases. */
+	t_wait_value(c, "2", JOB_MS,
+	    "SELECT count(*) FROM pgjobd.jobs WHERE state = 'done' AND worker = 'b'");
+	ck_assert_int_eq(qint(c, "SELECT count(*) FROM pgjobd.attempts WHERE attempt = 1"
+				 " AND outcome = 'lost' AND worker = 'a'"),
+	    2);
+	ck_assert_int_eq(qint(c, "SELECT count(*) FROM pgjobd.attempts WHERE attempt = 2"
+				 " AND outcome = 'done' AND worker = 'b'"),
+	    2);
+	for (int i = 0; i < 2; i++) {
+		char id[16];
+		long long rerun, gap;
+
+		snprintf(id, sizeof id, "%d", i + 1);
+		rerun = t_int(c,
+		    "SELECT (extract(epoch FROM started_at - $2::timestamptz) * 1000)::bigint"
+		    " FROM pgjobd.attempts WHERE job_id = $1 AND attempt = 2",
+		    id, cut_at, NULL);
+		/* B's start minus A's kill: negative when both ran at once. */
+		gap = rerun - (gone[i] - cut);
+		fprintf(stderr,
+		    "figure: cut path: job %d: handler gone %lld ms after the cut, rerun started"
+		    " %lld ms after the cut, rerun minus kill %lld ms (lease %d ms, bound"
+		    " -%d ms)\n",
+		    i + 1, (long long)(gone[i] - cut), rerun, gap, FENCE_LEASE_MS,
+		    FENCE_GRACE_MS + HEARTBEAT_MS);
+		ck_assert_msg(-gap <= FENCE_GRACE_MS + HEARTBEAT_MS,
+		    "job %d ran twice at once for %lld ms", i + 1, -gap);
+	}
+	/* The path back: A reconnects and stops cleanly, as does B. */
+	path_restore();
+	t_daemon_wait_log(a, "database connection restored", 30000);
+	stop_daemon(b);
+	stop_daemon(a);
+	PQfinish(c);
+	cluster_do("stop", dir);
+	netns_cleanup();
+	for (int i = 0; i < 2; i++) {
+		char *path;
+
+		ck_assert_int_ge(asprintf(&path, "%s/%d", pids_dir, i + 1), 0);
+		unlink(path);
+		free(path);
+	}
+	rmdir(pids_dir);
+	unlink(cfg_a);
+	unlink(cfg_b);
+	free(cfg_a);
+	free(cfg_b);
+	free(cut_at);
+	free(db);
+	free(direct);
 	free(dir);
 }
 END_TEST
@@ -734,6 +919,9 @@ net_suite(void)
 	if (have_root_tools("test_dead_path_is_noticed_within_heartbeat_and_answer_bound",
 		"ip netns list >/dev/null 2>&1 && command -v tc >/dev/null"))
 		tcase_add_test(tc, test_dead_path_is_noticed_within_heartbeat_and_answer_bound);
+	if (have_root_tools("test_cut_path_kills_handlers_and_a_direct_daemon_reruns_the_jobs",
+		"ip netns list >/dev/null 2>&1 && command -v tc >/dev/null"))
+		tcase_add_test(tc, test_cut_path_kills_handlers_and_a_direct_daemon_reruns_the_jobs);
 	suite_add_tcase(s, tc);
 	return s;
 }
