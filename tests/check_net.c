@@ -2,7 +2,9 @@
  * check_net: the daemon's connection to the database when the network is
  * not a unix socket on the same machine: TLS with verify-full, failover to
  * a promoted standby, read-only servers, a DNS server that never answers
- * and a path that silently drops every packet.
+ * and a path that silently drops every packet (noticed; and, with a
+ * second daemon on a direct connection, self-fencing: the cut-off daemon
+ * kills its handlers and the other runs the jobs again).
  *
  * Each test makes its own cluster(s) on TCP with tests/pgnet.sh, under the
  * temp dir of tests/with-pg.sh, and stops them at the end; a failed test
