@@ -27,7 +27,7 @@ VERSION := $(shell cat src/VERSION)
 
 CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o stmts.o db.o \
-               daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o strays.o \
+               daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o schedule.o wake.o strays.o \
                sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o
 SQL := $(sort $(wildcard sql/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))

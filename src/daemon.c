@@ -16,6 +16,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "rescue.h"
+#include "schedule.h"
 #include "sdnotify.h"
 #include "stmts.h"
 #include "strays.h"
@@ -24,6 +25,7 @@
 
 #define CHANNEL_CANCEL "pgjobd_cancel"   /* payload: a job id (sql/001_schema.sql) */
 #define CHANNEL_ENQUEUE "pgjobd_enqueue" /* payload: a queue */
+#define CHANNEL_SCHEDULE "pgjobd_schedule" /* payload: a queue (sql/004_schedules.sql) */
 #define FLUSH_TIMEOUT_MIN 5.0 /* at stop: how long unwritten outcomes may wait */
 
 enum dstate {
@@ -54,6 +56,7 @@ struct daemon {
 	struct exchange *ex;
 	struct heartbeat *hb;
 	struct rescue *rescue;
+	struct schedule *sched;
 	enum dstate state;
 	enum dereg_state dereg;
 	int exit_status;
@@ -282,6 +285,12 @@ on_heartbeat_over(void *arg)
 }
 
 static void
+on_schedule_due(void *arg)
+{
+	advance(arg);
+}
+
+static void
 deregister_done(void *arg, PGresult *res)
 {
 	struct daemon *d = arg;
@@ -444,6 +453,9 @@ advance(struct daemon *d)
 		rescue_send(d->rescue, cur(d));
 		d->want_rescue = false;
 	}
+	/* Before the exchange: it may lease the jobs just fired. */
+	if (d->state == D_RUNNING && schedule_state(d->sched) == SCHED_DUE)
+		schedule_send(d->sched, cur(d));
 	if (exchange_state(d->ex) == EX_IDLE && rescue_state(d->rescue) == RESCUE_IDLE &&
 	    d->state != D_STARTING)
 		send_exchange(d);
@@ -486,6 +498,7 @@ db_up(void *arg, int schema_version)
 	d->schema_ok = true;
 	/* Registers the worker, re-checks leases after an outage. */
 	d->want_heartbeat = d->want_rescue = d->want_lease = true;
+	schedule_poke(d->sched);
 	update_status(d);
 	advance(d);
 }
@@ -514,7 +527,10 @@ db_notify(void *arg, const char *channel, const char *payload)
 	}
 	for (int i = 0; i < c->nqueues; i++)
 		if (!strcmp(payload, c->queues[i])) {
-			d->want_lease = true;
+			if (!strcmp(channel, CHANNEL_SCHEDULE))
+				schedule_poke(d->sched);
+			else
+				d->want_lease = true;
 			advance(d);
 			return;
 		}
@@ -530,6 +546,7 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	d->want_rescue = d->want_lease = true;
+	schedule_poke(d->sched); /* the safety net for schedules, too */
 	advance(d);
 }
 
@@ -675,6 +692,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	sd_notifyf("READY=1");
 	d->want_lease = true;
+	schedule_poke(d->sched); /* the queues may have changed */
 	update_status(d);
 	advance(d);
 }
@@ -746,6 +764,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	d->ex = exchange_new(d->loop, d->db, &d->jobs, &ex_hooks, d);
 	d->hb = heartbeat_new(d->db, &d->jobs, &hb_hooks, d);
 	d->rescue = rescue_new(d->db, on_rescue_over, d);
+	d->sched = schedule_new(d->loop, d->db, on_schedule_due, d);
 	ev_run(d->loop, 0);
 
 	/* Stopped: the loop only ends with no handler running.  Callbacks
@@ -756,6 +775,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	exchange_free(d->ex);
 	heartbeat_free(d->hb);
 	rescue_free(d->rescue);
+	schedule_free(d->sched);
 	wake_stop(&d->wake);
 	while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
 		TAILQ_REMOVE(&d->jobs, j, link);

@@ -67,7 +67,7 @@ l AS (
          lease_token = nextval('pgjobd.lease_token_seq'),
          lease_expires_at = now() + $6::bigint * interval '1 ms'
     FROM p WHERE j.id = p.id
-  RETURNING j.id, j.lease_token, j.type, j.queue, j.attempts, j.max_attempts,
+  RETURNING j.id, j.lease_token, j.type, j.queue, j.attempts, j.max_attempts, j.idempotency_key,
     (extract(epoch FROM j.timeout) * 1000)::bigint AS timeout_ms, j.payload::text AS payload,
     -- args_from_payload: the strings of payload's "args", each with \ and
     -- newline escaped, joined by newlines; or why they are unusable.
@@ -83,7 +83,7 @@ l AS (
     THEN 'payload "args" is not an array of strings' END AS args_error
 )
 SELECT 'l' AS kind, l.id, l.lease_token AS token, l.type, l.queue, l.attempts AS attempt,
-       l.max_attempts, l.timeout_ms, l.payload, l.nargs, l.args, l.args_error
+       l.max_attempts, l.timeout_ms, l.payload, l.nargs, l.args, l.args_error, l.idempotency_key
   FROM l
 UNION ALL
-SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u
+SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u

@@ -9,3 +9,5 @@ SET plan_cache_mode = force_generic_plan;
 -- New due jobs (payload: the queue) and cancelled jobs (payload: the id).
 LISTEN pgjobd_enqueue;
 LISTEN pgjobd_cancel;
+-- A schedule of a queue (the payload) was created, changed or removed.
+LISTEN pgjobd_schedule;
