@@ -34,7 +34,8 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_sql check_stmt check_outcome check_cli check_tail check_spawn \
-              check_daemon check_fence check_strays check_notify check_ops check_ctl
+              check_daemon check_fence check_strays check_notify check_ops check_ctl \
+              check_cronspec check_schedule
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
@@ -48,6 +49,8 @@ check_strays_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := $(CFG_OBJS) xmalloc.o
 check_ctl_OBJS :=
+check_cronspec_OBJS :=
+check_schedule_OBJS :=
 # Run once, outside the sanitizer loop: it installs the package (make deb)
 # into a Debian 12 booted by tests/with-nspawn.sh, when the machine can.
 ONCE_TESTS := check_systemd
