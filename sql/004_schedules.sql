@@ -58,6 +58,9 @@ CREATE TABLE pgjobd.schedule_defs (
 	-- (overlap = 'skip'): how many, and the last.
 	skipped_slots bigint      NOT NULL DEFAULT 0,
 	last_skipped_slot timestamptz,
+	-- Why the last firing failed (NULL: it did not); tried again a
+	-- minute later, so one broken row never stops the others.
+	last_error    text,
 	CONSTRAINT schedule_defs_name_check CHECK (name ~ '^[A-Za-z0-9_.-]{1,128}$'),
 	CONSTRAINT schedule_defs_missed_check CHECK (missed IN ('skip', 'once', 'all')),
 	CONSTRAINT schedule_defs_overlap_check CHECK (overlap IN ('allow', 'skip'))
@@ -585,7 +588,7 @@ CREATE VIEW pgjobd.schedules AS
 SELECT s.name, s.cron, s.time_zone, s.type, s.queue, s.enabled,
        s.next_run, s.last_slot AS last_run, s.last_job_id, j.state AS last_job_state,
        s.last_fired_at, s.missed, s.overlap, s.missed_from, s.missed_until, s.skipped_slots,
-       s.last_skipped_slot, s.payload, s.priority, s.max_attempts, s.timeout,
+       s.last_skipped_slot, s.last_error, s.payload, s.priority, s.max_attempts, s.timeout,
        s.created_at, s.updated_at
   FROM pgjobd.schedule_defs s
   LEFT JOIN pgjobd.jobs j ON j.id = s.last_job_id;
@@ -602,7 +605,8 @@ SELECT s.name, s.cron, s.time_zone, s.type, s.queue, s.enabled,
 --
 -- Rows: kind 'f' per slot enqueued (job_id), 's' per slot skipped by
 -- overlap (job_id: the job still running), 'm' per schedule found late by
--- more than the grace (slot: the oldest due slot); then one row kind 'n' whose wait_ms is the time to the next
+-- more than the grace (slot: the oldest due slot), 'e' per schedule whose
+-- firing failed (name; its error is in last_error); then one row kind 'n' whose wait_ms is the time to the next
 -- slot of QUEUES not being fired by someone else (NULL: none).
 CREATE FUNCTION pgjobd._schedule_fire(queues text[], at timestamptz DEFAULT NULL)
 RETURNS TABLE (kind text, name text, slot timestamptz, job_id bigint, wait_ms bigint)
@@ -620,54 +624,77 @@ DECLARE
 	v_job bigint;
 	v_job_slot timestamptz;
 	v_state text;
+	r_kind text[] := '{}';
+	r_slot timestamptz[] := '{}';
+	r_job bigint[] := '{}';
 BEGIN
 	FOR s IN SELECT * FROM pgjobd.schedule_defs d
 	          WHERE d.enabled AND d.queue = ANY (queues) AND d.next_run <= v_now
 	          ORDER BY d.next_run
 	          FOR UPDATE SKIP LOCKED LOOP
-		spec := pgjobd._cron_parse('schedule', s.cron);
-		due := pgjobd._cron_newest(spec, s.time_zone, s.next_run, v_now,
-		                           CASE WHEN s.missed = 'all' THEN pgjobd._schedule_catchup_max()
-		                                ELSE 1 END);
-		v_last := due[array_length(due, 1)];
-		v_late := v_now - s.next_run > pgjobd._schedule_grace();
-		IF s.missed = 'skip' AND v_now - v_last > pgjobd._schedule_grace() THEN
-			fire := '{}';
-		ELSE
-			fire := due;
-		END IF;
-		v_job := s.last_job_id;
-		v_job_slot := s.last_job_slot;
-		FOREACH t IN ARRAY fire LOOP
-			IF s.overlap = 'skip' AND v_job IS NOT NULL THEN
-				SELECT j.state INTO v_state FROM pgjobd.jobs j WHERE j.id = v_job;
-				IF v_state IN ('ready', 'running') THEN
-					UPDATE pgjobd.schedule_defs d
-					   SET skipped_slots = d.skipped_slots + 1, last_skipped_slot = t
-					 WHERE d.name = s.name;
-					kind := 's'; name := s.name; slot := t; job_id := v_job; wait_ms := NULL;
-					RETURN NEXT;
-					CONTINUE;
-				END IF;
+		-- One schedule's failure (a row edited by hand into a bad spec, an
+		-- enqueue refused) is its own: recorded, retried in a minute.
+		BEGIN
+			spec := pgjobd._cron_parse('schedule', s.cron);
+			due := pgjobd._cron_newest(spec, s.time_zone, s.next_run, v_now,
+			                           CASE WHEN s.missed = 'all' THEN pgjobd._schedule_catchup_max()
+			                                ELSE 1 END);
+			v_last := due[array_length(due, 1)];
+			v_late := v_now - s.next_run > pgjobd._schedule_grace();
+			IF s.missed = 'skip' AND v_now - v_last > pgjobd._schedule_grace() THEN
+				fire := '{}';
+			ELSE
+				fire := due;
 			END IF;
-			v_job := pgjobd.enqueue(s.type, s.payload, s.queue, NULL, s.priority,
-			                        s.max_attempts, pgjobd._slot_key(s.name, t), s.timeout);
-			v_job_slot := t;
-			kind := 'f'; name := s.name; slot := t; job_id := v_job; wait_ms := NULL;
+			v_job := s.last_job_id;
+			v_job_slot := s.last_job_slot;
+			FOREACH t IN ARRAY fire LOOP
+				IF s.overlap = 'skip' AND v_job IS NOT NULL THEN
+					SELECT j.state INTO v_state FROM pgjobd.jobs j WHERE j.id = v_job;
+					IF v_state IN ('ready', 'running') THEN
+						UPDATE pgjobd.schedule_defs d
+						   SET skipped_slots = d.skipped_slots + 1, last_skipped_slot = t
+						 WHERE d.name = s.name;
+						r_kind := r_kind || 's'::text; r_slot := r_slot || t; r_job := r_job || v_job;
+						CONTINUE;
+					END IF;
+				END IF;
+				v_job := pgjobd.enqueue(s.type, s.payload, s.queue, NULL, s.priority,
+				                        s.max_attempts, pgjobd._slot_key(s.name, t), s.timeout);
+				v_job_slot := t;
+				r_kind := r_kind || 'f'::text; r_slot := r_slot || t; r_job := r_job || v_job;
+			END LOOP;
+			UPDATE pgjobd.schedule_defs d
+			   SET next_run = pgjobd._cron_after(spec, s.time_zone, v_now), last_slot = v_last,
+			       last_job_id = v_job, last_job_slot = v_job_slot,
+			       last_fired_at = CASE WHEN v_job_slot IS DISTINCT FROM s.last_job_slot
+			                            THEN now() ELSE d.last_fired_at END,
+			       last_error = NULL,
+			       missed_from = CASE WHEN v_late THEN s.next_run ELSE d.missed_from END,
+			       missed_until = CASE WHEN v_late THEN v_last ELSE d.missed_until END
+			 WHERE d.name = s.name;
+			IF v_late THEN
+				r_kind := r_kind || 'm'::text; r_slot := r_slot || s.next_run;
+				r_job := r_job || NULL::bigint;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			UPDATE pgjobd.schedule_defs d
+			   SET last_error = SQLERRM, next_run = v_now + interval '1 minute'
+			 WHERE d.name = s.name;
+			r_kind := '{e}';
+			r_slot := ARRAY[s.next_run];
+			r_job := ARRAY[NULL::bigint];
+		END;
+		-- Rows only for what committed with the block (a failed one's
+		-- enqueues were rolled back with it).
+		FOR i IN 1 .. coalesce(array_length(r_kind, 1), 0) LOOP
+			kind := r_kind[i]; name := s.name; slot := r_slot[i]; job_id := r_job[i];
+			wait_ms := NULL;
 			RETURN NEXT;
 		END LOOP;
-		UPDATE pgjobd.schedule_defs d
-		   SET next_run = pgjobd._cron_after(spec, s.time_zone, v_now), last_slot = v_last,
-		       last_job_id = v_job, last_job_slot = v_job_slot,
-		       last_fired_at = CASE WHEN v_job_slot IS DISTINCT FROM s.last_job_slot
-		                            THEN now() ELSE d.last_fired_at END,
-		       missed_from = CASE WHEN v_late THEN s.next_run ELSE d.missed_from END,
-		       missed_until = CASE WHEN v_late THEN v_last ELSE d.missed_until END
-		 WHERE d.name = s.name;
-		IF v_late THEN
-			kind := 'm'; name := s.name; slot := s.next_run; job_id := NULL; wait_ms := NULL;
-			RETURN NEXT;
-		END IF;
+		r_kind := '{}';
+		r_slot := '{}';
+		r_job := '{}';
 	END LOOP;
 	-- Rows another daemon holds are left out: it is advancing them, and
 	-- counting their past next_run would make this daemon ask again at

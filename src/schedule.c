@@ -124,6 +124,11 @@ read_answer(const PGresult *res, const int *col)
 				  "its missed policy applied",
 			    name, slot);
 			break;
+		case 'e':
+			log_errx("schedule %s slot %s: firing failed, again in a minute (see "
+				 "last_error in pgjobd.schedules)",
+			    name, slot);
+			break;
 		case 'n':
 			if (!PQgetisnull(res, i, col[C_WAIT_MS]))
 				wait_ms = strtod(PQgetvalue(res, i, col[C_WAIT_MS]), NULL);

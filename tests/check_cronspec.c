@@ -425,6 +425,32 @@ START_TEST(test_a_firing_in_progress_is_skipped_by_a_second_daemon)
 }
 END_TEST
 
+START_TEST(test_a_broken_schedule_does_not_stop_the_others)
+{
+	PGconn *c = t_connect();
+	char *s;
+
+	make_late(c, "good", "0 * * * *", "once", "2026-11-30 00:00Z");
+	make_late(c, "bad", "0 * * * *", "once", "2026-11-30 00:00Z");
+	/* Edited by hand, past the checks of pgjobd.schedule(). */
+	PQclear(t_exec(c, "UPDATE pgjobd.schedule_defs SET cron = '99 * * * *' WHERE name = 'bad'",
+	    NULL));
+	s = t_str(c, "SELECT string_agg(kind || ':' || name, ' ' ORDER BY kind, name) FROM "
+		     "pgjobd._schedule_fire('{default}', '2026-11-30 00:30Z') WHERE kind <> 'n'",
+	    NULL);
+	ck_assert_str_eq(s, "e:bad f:good m:good");
+	free(s);
+	s = t_str(c, "SELECT next_run || ' ' || last_error FROM pgjobd.schedules WHERE name = 'bad'",
+	    NULL);
+	ck_assert_str_eq(s, "2026-11-30 00:31:00+00 pgjobd.schedule: cron minute field: '99' is out "
+			    "of range 0-59");
+	free(s);
+	/* Nothing of the broken one was enqueued. */
+	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.jobs", NULL), 1);
+	PQfinish(c);
+}
+END_TEST
+
 START_TEST(test_schedule_replace_enable_disable_unschedule)
 {
 	PGconn *c = t_connect();
@@ -490,6 +516,7 @@ main(void)
 	tcase_add_test(fire, test_overlap_skip_waits_for_the_previous_job_and_counts);
 	tcase_add_test(fire, test_slots_survive_the_pruning_of_their_jobs);
 	tcase_add_test(fire, test_a_firing_in_progress_is_skipped_by_a_second_daemon);
+	tcase_add_test(fire, test_a_broken_schedule_does_not_stop_the_others);
 	tcase_add_test(fire, test_schedule_replace_enable_disable_unschedule);
 	suite_add_tcase(s, fire);
 	return t_run_suite(s);
