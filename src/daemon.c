@@ -19,6 +19,7 @@
 #include "metrics_http.h"
 #include "migrate.h"
 #include "rescue.h"
+#include "schedule.h"
 #include "sdnotify.h"
 #include "stmts.h"
 #include "strays.h"
@@ -27,6 +28,7 @@
 
 #define CHANNEL_CANCEL "pgjobd_cancel"   /* payload: a job id (sql/001_schema.sql) */
 #define CHANNEL_ENQUEUE "pgjobd_enqueue" /* payload: a queue */
+#define CHANNEL_SCHEDULE "pgjobd_schedule" /* payload: a queue (sql/005_schedules.sql) */
 #define FLUSH_TIMEOUT_MIN 5.0 /* at stop: how long unwritten outcomes may wait */
 
 enum dstate {
@@ -59,6 +61,7 @@ struct daemon {
 	struct rescue *rescue;
 	struct maintain *maintain;
 	struct metrics_http *http; /* NULL: metrics_listen is off */
+	struct schedule *sched;
 	enum dstate state;
 	enum dereg_state dereg;
 	int exit_status;
@@ -316,6 +319,12 @@ on_heartbeat_over(void *arg)
 }
 
 static void
+on_schedule_due(void *arg)
+{
+	advance(arg);
+}
+
+static void
 deregister_done(void *arg, PGresult *res)
 {
 	struct daemon *d = arg;
@@ -480,6 +489,9 @@ advance(struct daemon *d)
 		rescue_send(d->rescue, cur(d));
 		d->want_rescue = false;
 	}
+	/* Before the exchange: it may lease the jobs just fired. */
+	if (d->state == D_RUNNING && schedule_state(d->sched) == SCHED_DUE)
+		schedule_send(d->sched, cur(d));
 	if (exchange_state(d->ex) == EX_IDLE && rescue_state(d->rescue) == RESCUE_IDLE &&
 	    d->state != D_STARTING)
 		send_exchange(d);
@@ -523,6 +535,7 @@ db_up(void *arg, int schema_version)
 	metrics_db_up(true);
 	/* Registers the worker, re-checks leases after an outage. */
 	d->want_heartbeat = d->want_rescue = d->want_maintain = d->want_lease = true;
+	schedule_poke(d->sched);
 	update_status(d);
 	advance(d);
 }
@@ -552,7 +565,10 @@ db_notify(void *arg, const char *channel, const char *payload)
 	}
 	for (int i = 0; i < c->nqueues; i++)
 		if (!strcmp(payload, c->queues[i])) {
-			d->want_lease = true;
+			if (!strcmp(channel, CHANNEL_SCHEDULE))
+				schedule_poke(d->sched);
+			else
+				d->want_lease = true;
 			advance(d);
 			return;
 		}
@@ -568,6 +584,7 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	d->want_rescue = d->want_maintain = d->want_lease = true;
+	schedule_poke(d->sched); /* the safety net for schedules, too */
 	advance(d);
 }
 
@@ -715,6 +732,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	sd_notifyf("READY=1");
 	d->want_lease = true;
+	schedule_poke(d->sched); /* the queues may have changed */
 	update_status(d);
 	advance(d);
 }
@@ -796,6 +814,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	d->hb = heartbeat_new(d->db, &d->jobs, &hb_hooks, d);
 	d->rescue = rescue_new(d->db, on_rescue_over, d);
 	d->maintain = maintain_new(d->db, on_maintain_over, d);
+	d->sched = schedule_new(d->loop, d->db, on_schedule_due, d);
 	ev_run(d->loop, 0);
 
 	/* Stopped: the loop only ends with no handler running.  Callbacks
@@ -809,6 +828,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	maintain_free(d->maintain);
 	metrics_http_stop(d->http);
 	metrics_reset();
+	schedule_free(d->sched);
 	wake_stop(&d->wake);
 	while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
 		TAILQ_REMOVE(&d->jobs, j, link);
