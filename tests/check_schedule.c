@@ -316,6 +316,50 @@ START_TEST(test_overlap_skip_waits_for_the_running_handler)
 }
 END_TEST
 
+/* `pgjobd --migrate [--to TO]` with CFG; asserts it prints WANT. */
+static void
+migrate_to(const char *cfg, const char *to, const char *want)
+{
+	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", to ? "--to" : NULL, to, NULL};
+	char *out, *err;
+
+	ck_assert_msg(t_run(argv, &out, &err, 30000) == 0, "--migrate --to %s: %s", to, err);
+	ck_assert_str_eq(out, want);
+	free(out);
+	free(err);
+}
+
+START_TEST(test_downgrade_to_4_drops_the_schedules_and_keeps_their_jobs)
+{
+	char *cfg = fresh_db("pgjobd_sch_migrate");
+	PGconn *c = t_connect();
+	/* At a fixed slot (the firing's clock given), whatever the time now. */
+	const char *fire = "SELECT count(*) FROM pgjobd._schedule_fire('{default}', "
+			   "'2026-11-30 01:00Z') WHERE kind = 'f'";
+
+	PQclear(t_exec(c, "SELECT pgjobd.schedule('d', '0 * * * *', 'tick')", NULL));
+	PQclear(t_exec(c, "UPDATE pgjobd.schedule_defs SET next_run = '2026-11-30 01:00Z'", NULL));
+	ck_assert_int_eq(count(c, fire), 1);
+	migrate_to(cfg, "4", "schema version 4\n");
+	ck_assert_int_eq(count(c, "SELECT count(*) FROM pgjobd.jobs WHERE idempotency_key LIKE "
+				  "'cron:d:%'"), 1);
+	ck_assert_int_eq(count(c, "SELECT count(*) FROM pg_class WHERE relnamespace = "
+				  "'pgjobd'::regnamespace AND relname LIKE 'schedule%'"), 0);
+	ck_assert_int_eq(count(c, "SELECT count(*) FROM pg_proc WHERE pronamespace = "
+				  "'pgjobd'::regnamespace AND (proname LIKE '%sched%' OR "
+				  "proname LIKE '%cron%' OR prosrc LIKE '%_role(''daemon'')%')"), 0);
+	/* Up again: the same slot is the same job (its key), not a second. */
+	migrate_to(cfg, NULL, "schema version 5\n");
+	PQclear(t_exec(c, "SELECT pgjobd.schedule('d', '0 * * * *', 'tick')", NULL));
+	PQclear(t_exec(c, "UPDATE pgjobd.schedule_defs SET next_run = '2026-11-30 01:00Z'", NULL));
+	ck_assert_int_eq(count(c, fire), 1);
+	ck_assert_int_eq(count(c, "SELECT count(*) FROM pgjobd.jobs"), 1);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -327,6 +371,7 @@ main(void)
 	tcase_add_test(tc, test_schedule_created_changed_disabled_removed_while_daemons_run);
 	tcase_add_test(tc, test_downtime_each_missed_policy);
 	tcase_add_test(tc, test_overlap_skip_waits_for_the_running_handler);
+	tcase_add_test(tc, test_downgrade_to_4_drops_the_schedules_and_keeps_their_jobs);
 	suite_add_tcase(s, tc);
 	return t_run_suite(s);
 }
