@@ -28,8 +28,8 @@ VERSION := $(shell cat src/VERSION)
 CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o downgrades.o \
                stmts.o db.o conninfo.o resolve.o \
-               daemon.o job.o outcome.o exchange.o heartbeat.o rescue.o schedule.o wake.o strays.o \
-               maintain.o sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o \
+               daemon.o daemon_jobs.o job.o outcome.o exchange.o heartbeat.o rescue.o schedule.o wake.o \
+               strays.o maintain.o sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o \
                metrics.o metrics_http.o
 SQL := $(sort $(wildcard sql/*.sql))
 DOWN_SQL := $(sort $(wildcard sql/down/*.sql))

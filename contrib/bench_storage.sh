@@ -68,6 +68,10 @@ for db in pgjobd_empty pgjobd_scale; do
 	sql "CREATE DATABASE $db" >/dev/null
 	write_ini "$tmp/$db.ini" "$SC" "$db"
 	"$pgjobd" -c "$tmp/$db.ini" --migrate >/dev/null
+	# What the daemons' first upkeep does: the partitions beyond --migrate's.
+	PGDATABASE=$db
+	export PGDATABASE
+	sql "SELECT pgjobd.maintain()" >/dev/null
 done
 PGDATABASE=pgjobd_scale
 export PGDATABASE

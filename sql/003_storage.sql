@@ -206,11 +206,12 @@ $$;
 -- ---------------------------------------------------------------- partitions
 
 -- Create the partitions of both history tables for every day from tomorrow
--- to the horizon (the longest retention + 15 days), moving any rows the
+-- to the horizon (the longest retention + 15 days, or P_DAYS from today
+-- when that is nearer), moving any rows the
 -- DEFAULT partitions caught for such a day into them.  Each day is one
 -- subtransaction; a lock not granted within the caller's lock_timeout
 -- stops the loop (the next call goes on).  Returns the days created.
-CREATE FUNCTION pgjobd._make_partitions() RETURNS int
+CREATE FUNCTION pgjobd._make_partitions(p_days int DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_today date := (now() AT TIME ZONE 'UTC')::date;
@@ -221,8 +222,8 @@ DECLARE
 	v_attempts pgjobd.attempt_history[];
 	v_name text;
 BEGIN
-	SELECT v_today + 16 + max(extract(epoch FROM keep) / 86400)::int INTO v_horizon
-	  FROM pgjobd.retention;
+	SELECT least(v_today + 16 + max(extract(epoch FROM keep) / 86400)::int, v_today + p_days)
+	  INTO v_horizon FROM pgjobd.retention;
 	FOR v_day IN SELECT d::date FROM generate_series(v_today + 1, v_horizon, interval '1 day') d
 	LOOP
 		v_name := 'history_' || to_char(v_day, 'YYYYMMDD');
@@ -374,10 +375,15 @@ $$;
 
 -- Scheduled rows get their own state; finished rows move to history.
 -- Rows already past their new retention are kept until tomorrow: an
--- upgrade never removes anything by itself.
+-- upgrade never removes anything by itself.  A fresh install makes no day
+-- partitions here, which keeps --migrate as short as before (a daemon
+-- reconnecting meanwhile would find no schema); the first maintain() makes
+-- them, and the DEFAULT partition holds what finishes before that.  An
+-- upgrade with finished jobs makes them all, so that those land in theirs.
 ALTER TABLE pgjobd.live DROP CONSTRAINT jobs_state_check;
 UPDATE pgjobd.live SET state = 'scheduled' WHERE state = 'ready' AND run_at > now();
-SELECT pgjobd._make_partitions();
+SELECT pgjobd._make_partitions(CASE WHEN EXISTS (SELECT FROM pgjobd.live
+	WHERE state IN ('done', 'dead', 'cancelled')) THEN NULL ELSE 0 END);
 WITH m AS (
 	DELETE FROM pgjobd.live j WHERE j.state IN ('done', 'dead', 'cancelled') RETURNING j.*
 )

@@ -1,5 +1,6 @@
 /* daemon: see daemon.h. */
 #include "daemon.h"
+#include "daemon_priv.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -31,64 +32,14 @@
 #define CHANNEL_SCHEDULE "pgjobd_schedule" /* payload: a queue (sql/005_schedules.sql) */
 #define FLUSH_TIMEOUT_MIN 5.0 /* at stop: how long unwritten outcomes may wait */
 
-enum dstate {
-	D_STARTING,      /* not yet connected to a database with our schema */
-	D_RUNNING,       /* leasing and running */
-	D_DRAINING,      /* stopped leasing; handlers get shutdown_timeout */
-	D_KILLING,       /* handlers are being killed */
-	D_FLUSHING,      /* no handler left; writing the last outcomes */
-	D_DEREGISTERING, /* removing the worker row */
-	D_DONE,          /* the loop ends */
-	D_STATES
-};
-
 static const char *const dstate_names[D_STATES] = {
 	[D_STARTING] = "starting", [D_RUNNING] = "running", [D_DRAINING] = "draining",
 	[D_KILLING] = "killing", [D_FLUSHING] = "flushing",
 	[D_DEREGISTERING] = "deregistering", [D_DONE] = "done",
 };
 
-enum dereg_state { DEREG_NOT_SENT, DEREG_IN_FLIGHT, DEREG_DONE };
-
-struct daemon {
-	struct ev_loop *loop;
-	const char *path;
-	struct conf *conf;   /* in force; jobs keep the one they were leased with */
-	struct worker_id id;
-	struct db *db;
-	struct exchange *ex;
-	struct heartbeat *hb;
-	struct rescue *rescue;
-	struct maintain *maintain;
-	struct metrics_http *http; /* NULL: metrics_listen is off */
-	struct schedule *sched;
-	enum dstate state;
-	enum dereg_state dereg;
-	int exit_status;
-	struct jobq jobs;    /* every job we hold a lease for, in any state */
-	int nrunning;        /* of them JOB_RUNNING */
-
-	/* Facts advance() reads; events set them. */
-	bool schema_ok;      /* connected once to a schema we can use */
-	int signals;         /* SIGTERM/SIGINT received */
-	bool kill_due;       /* shutdown_timeout passed, or signalled again */
-	bool flush_expired;  /* unwritten outcomes waited long enough */
-	bool want_lease;     /* a reason to lease came up since the last exchange */
-	bool want_rescue;    /* the poll ticked, or we (re)connected */
-	bool want_maintain;  /* the poll ticked, or we (re)connected */
-	bool want_heartbeat; /* the heartbeat ticked, or we (re)connected */
-
-	bool status_dirty;
-	uint64_t n_done, n_retry, n_dead, n_lost, n_cancelled;
-	ev_timer poll, heartbeat, fence, watchdog, status, drain, flush;
-	struct wake wake;
-	ev_signal sigterm, sigint, sighup;
-};
-
-static void advance(struct daemon *d);
-
-static struct cfg *
-cur(struct daemon *d)
+struct cfg *
+daemon_cfg(struct daemon *d)
 {
 	return d->conf->cfg;
 }
@@ -107,11 +58,11 @@ declare_types(const struct cfg *c)
 		metrics_declare_type(c->handlers[i].type);
 }
 
-static void
-update_status(struct daemon *d)
+void
+daemon_status_changed(struct daemon *d)
 {
 	d->status_dirty = true;
-	metrics_handlers(d->nrunning, cur(d)->concurrency);
+	metrics_handlers(d->nrunning, daemon_cfg(d)->concurrency);
 }
 
 static void
@@ -121,165 +72,9 @@ send_status(struct daemon *d)
 
 	sd_notifyf("STATUS=%s%srunning %d/%d; done %" PRIu64 ", retried %" PRIu64 ", dead %" PRIu64
 		   ", lost %" PRIu64 ", cancelled %" PRIu64,
-	    db_is_up(d->db) ? "" : "database unavailable; ", what, d->nrunning, cur(d)->concurrency,
+	    db_is_up(d->db) ? "" : "database unavailable; ", what, d->nrunning, daemon_cfg(d)->concurrency,
 	    d->n_done, d->n_retry, d->n_dead, d->n_lost, d->n_cancelled);
 	d->status_dirty = false;
-}
-
-static int
-count_jobs(struct daemon *d, enum job_state state)
-{
-	struct job *j;
-	int n = 0;
-
-	TAILQ_FOREACH(j, &d->jobs, link)
-		n += j->state == state;
-	return n;
-}
-
-static int
-unwritten(struct daemon *d)
-{
-	return count_jobs(d, JOB_FINISHED) + count_jobs(d, JOB_WRITING);
-}
-
-static int
-running_of_type(struct daemon *d, const char *type)
-{
-	struct job *j;
-	int n = 0;
-
-	TAILQ_FOREACH(j, &d->jobs, link)
-		n += j->state == JOB_RUNNING && !strcmp(j->type, type);
-	return n;
-}
-
-static struct job *
-find_running(struct daemon *d, int64_t id)
-{
-	struct job *j;
-
-	TAILQ_FOREACH(j, &d->jobs, link)
-		if (j->id == id && j->state == JOB_RUNNING)
-			return j;
-	return NULL;
-}
-
-static void
-kill_all(struct daemon *d, bool now)
-{
-	struct job *j;
-
-	TAILQ_FOREACH(j, &d->jobs, link)
-		if (j->state == JOB_RUNNING)
-			job_kill(j, KILL_SHUTDOWN, now);
-}
-
-/* ---- jobs: the handlers' ends and the exchange's results ---- */
-
-/* Kill what finished handlers left behind outside their process group. */
-static void
-sweep_strays(struct daemon *d)
-{
-	struct strays_running *running = xcalloc((size_t)d->nrunning + 1, sizeof *running);
-	struct job *j;
-	int n = 0;
-
-	TAILQ_FOREACH(j, &d->jobs, link)
-		if (j->state == JOB_RUNNING && j->sp && n < d->nrunning)
-			running[n++] = (struct strays_running){spawn_pid(j->sp), j->id};
-	strays_sweep(d->loop, running, n, cur(d)->kill_grace_ms);
-	free(running);
-}
-
-static void
-spawn_done(const struct spawn_result *r, void *arg)
-{
-	struct job *j = arg;
-	struct daemon *d = ev_userdata(EV_DEFAULT);
-
-	d->nrunning--;
-	metrics_handler_duration(j->type, (double)r->duration_ms / 1000.0);
-	switch (job_finish(j, r, (double)random() / RAND_MAX)) {
-	case JOB_END_OUTCOME:
-		break; /* JOB_FINISHED: the next exchange writes it */
-	case JOB_END_CANCELLED:
-		d->n_cancelled++;
-		metrics_job_finished(j->type, METRICS_CANCELLED);
-		TAILQ_REMOVE(&d->jobs, j, link);
-		job_free(j);
-		break;
-	case JOB_END_LOST:
-		d->n_lost++;
-		metrics_job_finished(j->type, METRICS_LOST);
-		TAILQ_REMOVE(&d->jobs, j, link);
-		job_free(j);
-		break;
-	}
-	sweep_strays(d);
-	d->want_lease = true; /* a slot is free */
-	update_status(d);
-	advance(d);
-}
-
-static void
-on_leased(void *arg, const struct job_lease *l, struct conf *conf)
-{
-	struct daemon *d = arg;
-	struct job *j = job_new(l, conf);
-
-	TAILQ_INSERT_TAIL(&d->jobs, j, link);
-	metrics_pickup_delay(l->pickup_delay_ms / 1000.0);
-	if (d->state != D_RUNNING)
-		job_release(j); /* leased while a stop began: hand it straight back */
-	else if (job_start(j, d->loop, spawn_done, j))
-		d->nrunning++;
-	else if (!j->args_error) /* unusable args are the job's fault, not a spawn's */
-		metrics_spawn_failure(j->type);
-	update_status(d);
-}
-
-static void
-on_written(void *arg, struct job *j, bool accepted)
-{
-	struct daemon *d = arg;
-
-	/* Counted once written: a refused outcome did not happen. */
-	metrics_job_finished(j->type, accepted ? outcome_names[j->out.kind] : METRICS_REFUSED);
-	if (!accepted) {
-		log_warnx("job %" PRId64 " outcome %s refused: its lease is no longer current "
-			  "(expired and taken over, or cancelled)",
-		    j->id, outcome_names[j->out.kind]);
-	} else if (j->out.kind == OUTCOME_DONE) {
-		d->n_done++;
-	} else if (j->out.kind == OUTCOME_RETRY) {
-		d->n_retry++;
-		wake_after(&d->wake, j->out.delay_ms);
-	} else if (j->out.kind == OUTCOME_DEAD) {
-		d->n_dead++;
-	}
-	update_status(d);
-	job_free(j);
-}
-
-static void
-on_exchange_over(void *arg, bool full)
-{
-	struct daemon *d = arg;
-
-	if (full)
-		d->want_lease = true; /* a full batch: more may be waiting */
-	advance(d);
-}
-
-static void
-on_lease_lost(void *arg, struct job *j)
-{
-	(void)arg;
-	metrics_lease_lost();
-	log_warnx("job %" PRId64 " type=%s attempt=%d: lease lost, killing its handler", j->id,
-	    j->type, j->attempt);
-	job_kill(j, KILL_LEASE_LOST, false);
 }
 
 static void
@@ -288,18 +83,7 @@ on_rescue_over(void *arg)
 	struct daemon *d = arg;
 
 	d->want_lease = true; /* rescued jobs can be leased right away */
-	advance(d);
-}
-
-static void
-on_fenced(void *arg, struct job *j, double age)
-{
-	(void)arg;
-	metrics_lease_lost();
-	log_warnx("job %" PRId64 " type=%s attempt=%d: lease not extended for %.3fs "
-		  "(database unreachable), killing its handler before another worker runs the job",
-	    j->id, j->type, j->attempt, age);
-	job_kill(j, KILL_LEASE_LOST, false);
+	daemon_advance(d);
 }
 
 static void
@@ -309,19 +93,19 @@ on_maintain_over(void *arg, bool promoted)
 
 	if (promoted)
 		d->want_lease = true; /* scheduled jobs became due */
-	advance(d);
+	daemon_advance(d);
 }
 
 static void
 on_heartbeat_over(void *arg)
 {
-	advance(arg);
+	daemon_advance(arg);
 }
 
 static void
 on_schedule_due(void *arg)
 {
-	advance(arg);
+	daemon_advance(arg);
 }
 
 static void
@@ -338,7 +122,7 @@ deregister_done(void *arg, PGresult *res)
 		log_warnx("removing the worker row failed: %s",
 		    log_oneline(msg, sizeof msg, PQresultErrorMessage(res)));
 	d->dereg = DEREG_DONE;
-	advance(d);
+	daemon_advance(d);
 }
 
 /* ---- the one dispatch ---- */
@@ -348,15 +132,15 @@ deregister_done(void *arg, PGresult *res)
 static int
 lease_request(struct daemon *d, char **types, int *free_slots, int *limit)
 {
-	struct cfg *c = cur(d);
+	struct cfg *c = daemon_cfg(d);
 	int n = 0;
 
 	*limit = c->concurrency - d->nrunning;
 	for (int i = 0; d->state == D_RUNNING && *limit > 0 && i < c->nhandlers; i++) {
 		const struct cfg_handler *h = &c->handlers[i];
 		int f = *limit;
-		if (h->concurrency > 0 && h->concurrency - running_of_type(d, h->type) < f)
-			f = h->concurrency - running_of_type(d, h->type);
+		if (h->concurrency > 0 && h->concurrency - daemon_running_of_type(d, h->type) < f)
+			f = h->concurrency - daemon_running_of_type(d, h->type);
 		if (f <= 0)
 			continue;
 		types[n] = h->type;
@@ -368,7 +152,7 @@ lease_request(struct daemon *d, char **types, int *free_slots, int *limit)
 static void
 send_exchange(struct daemon *d)
 {
-	struct cfg *c = cur(d);
+	struct cfg *c = daemon_cfg(d);
 	char **types = xcalloc((size_t)c->nhandlers + 1, sizeof *types);
 	int *free_slots = xcalloc((size_t)c->nhandlers + 1, sizeof *free_slots);
 	struct exchange_req req = {.worker = d->id.name, .conf = d->conf,
@@ -376,7 +160,7 @@ send_exchange(struct daemon *d)
 
 	/* Every exchange leases into the free slots; without outcomes to
 	 * write, one is sent only when a reason to lease came up. */
-	if (d->want_lease || count_jobs(d, JOB_FINISHED) > 0) {
+	if (d->want_lease || daemon_count_jobs(d, JOB_FINISHED) > 0) {
 		req.ntypes = lease_request(d, types, free_slots, &req.limit);
 		if (exchange_send(d->ex, &req) || req.ntypes == 0)
 			d->want_lease = false;
@@ -407,7 +191,7 @@ next_state(struct daemon *d)
 		 * showing when it stopped. */
 		if (d->flush_expired)
 			return D_DONE;
-		if (unwritten(d) > 0)
+		if (daemon_unwritten(d) > 0)
 			return D_FLUSHING;
 		return db_is_up(d->db) ? D_DEREGISTERING : D_DONE;
 	case D_DEREGISTERING:
@@ -424,13 +208,13 @@ next_state(struct daemon *d)
 static void
 enter(struct daemon *d, enum dstate s)
 {
-	struct cfg *c = cur(d);
+	struct cfg *c = daemon_cfg(d);
 	double t;
 	int n;
 
 	log_debug("daemon: %s -> %s", dstate_names[d->state], dstate_names[s]);
 	d->state = s;
-	update_status(d);
+	daemon_status_changed(d);
 	switch (s) {
 	case D_RUNNING:
 		log_notice("ready: worker %s, queues served: %d, handlers: %d, concurrency %d",
@@ -448,7 +232,7 @@ enter(struct daemon *d, enum dstate s)
 		break;
 	case D_KILLING:
 		ev_timer_stop(d->loop, &d->drain);
-		kill_all(d, false);
+		daemon_kill_all(d, false);
 		break;
 	case D_FLUSHING:
 		ev_timer_stop(d->loop, &d->drain);
@@ -457,7 +241,7 @@ enter(struct daemon *d, enum dstate s)
 		ev_timer_start(d->loop, &d->flush);
 		break;
 	case D_DONE:
-		if ((n = unwritten(d)) > 0)
+		if ((n = daemon_unwritten(d)) > 0)
 			log_errx("stopping with %d outcome(s) unwritten (database unavailable): their "
 				 "leases will expire and the jobs run again",
 			    n);
@@ -474,8 +258,8 @@ enter(struct daemon *d, enum dstate s)
  * rescue goes before the exchange, so that the jobs it frees can be leased
  * in the same round; the worker row goes last, after its outcomes.
  */
-static void
-advance(struct daemon *d)
+void
+daemon_advance(struct daemon *d)
 {
 	enum dstate s;
 
@@ -486,17 +270,17 @@ advance(struct daemon *d)
 	if (d->want_maintain && d->state == D_RUNNING && maintain_send(d->maintain))
 		d->want_maintain = false;
 	if (d->want_rescue && d->state == D_RUNNING && rescue_state(d->rescue) == RESCUE_IDLE) {
-		rescue_send(d->rescue, cur(d));
+		rescue_send(d->rescue, daemon_cfg(d));
 		d->want_rescue = false;
 	}
 	/* Before the exchange: it may lease the jobs just fired. */
 	if (d->state == D_RUNNING && schedule_state(d->sched) == SCHED_DUE)
-		schedule_send(d->sched, cur(d));
+		schedule_send(d->sched, daemon_cfg(d));
 	if (exchange_state(d->ex) == EX_IDLE && rescue_state(d->rescue) == RESCUE_IDLE &&
 	    d->state != D_STARTING)
 		send_exchange(d);
 	if (d->want_heartbeat && d->state < D_DEREGISTERING &&
-	    heartbeat_send(d->hb, cur(d), &d->id, d->nrunning))
+	    heartbeat_send(d->hb, daemon_cfg(d), &d->id, d->nrunning))
 		d->want_heartbeat = false;
 	/* No heartbeat may re-register the row once it is being removed. */
 	if (d->state == D_DEREGISTERING && d->dereg == DEREG_NOT_SENT &&
@@ -536,8 +320,8 @@ db_up(void *arg, int schema_version)
 	/* Registers the worker, re-checks leases after an outage. */
 	d->want_heartbeat = d->want_rescue = d->want_maintain = d->want_lease = true;
 	schedule_poke(d->sched);
-	update_status(d);
-	advance(d);
+	daemon_status_changed(d);
+	daemon_advance(d);
 }
 
 static void
@@ -545,17 +329,17 @@ db_down(void *arg)
 {
 	/* Every statement in flight has had its callback, with NULL. */
 	metrics_db_up(false);
-	update_status(arg);
+	daemon_status_changed(arg);
 }
 
 static void
 db_notify(void *arg, const char *channel, const char *payload)
 {
 	struct daemon *d = arg;
-	struct cfg *c = cur(d);
+	struct cfg *c = daemon_cfg(d);
 
 	if (!strcmp(channel, CHANNEL_CANCEL)) {
-		struct job *j = find_running(d, strtoll(payload, NULL, 10));
+		struct job *j = daemon_find_running(d, strtoll(payload, NULL, 10));
 		if (j && j->kill != KILL_CANCEL) {
 			log_notice("job %" PRId64 " type=%s attempt=%d: cancelled, killing its handler",
 			    j->id, j->type, j->attempt);
@@ -569,7 +353,7 @@ db_notify(void *arg, const char *channel, const char *payload)
 				schedule_poke(d->sched);
 			else
 				d->want_lease = true;
-			advance(d);
+			daemon_advance(d);
 			return;
 		}
 }
@@ -585,7 +369,7 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	d->want_rescue = d->want_maintain = d->want_lease = true;
 	schedule_poke(d->sched); /* the safety net for schedules, too */
-	advance(d);
+	daemon_advance(d);
 }
 
 static void
@@ -596,7 +380,7 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	d->want_heartbeat = true;
-	advance(d);
+	daemon_advance(d);
 }
 
 static void
@@ -606,7 +390,7 @@ fence_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	heartbeat_fence(d->hb, cur(d)->lease_ms);
+	heartbeat_fence(d->hb, daemon_cfg(d)->lease_ms);
 }
 
 static void
@@ -615,7 +399,7 @@ wake_cb(void *arg)
 	struct daemon *d = arg;
 
 	d->want_lease = true;
-	advance(d);
+	daemon_advance(d);
 }
 
 static void
@@ -628,7 +412,7 @@ drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	log_notice("shutdown_timeout passed: killing %d handler(s); their jobs go back to ready",
 	    d->nrunning);
 	d->kill_due = true;
-	advance(d);
+	daemon_advance(d);
 }
 
 static void
@@ -639,7 +423,7 @@ flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	d->flush_expired = true;
-	advance(d);
+	daemon_advance(d);
 }
 
 static void
@@ -665,7 +449,7 @@ status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 apply_timers(struct daemon *d)
 {
-	struct cfg *c = cur(d);
+	struct cfg *c = daemon_cfg(d);
 
 	ev_timer_set(&d->poll, ms_to_s(c->poll_interval_ms), ms_to_s(c->poll_interval_ms));
 	ev_timer_set(&d->heartbeat, ms_to_s(c->heartbeat_ms), ms_to_s(c->heartbeat_ms));
@@ -689,11 +473,11 @@ sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		log_notice("signalled again: killing %d handler(s)%s", d->nrunning,
 		    d->state == D_KILLING ? " with SIGKILL" : "");
 		if (d->state == D_KILLING)
-			kill_all(d, true);
+			daemon_kill_all(d, true);
 		d->kill_due = true;
 	}
-	update_status(d);
-	advance(d);
+	daemon_status_changed(d);
+	daemon_advance(d);
 }
 
 static void
@@ -733,8 +517,8 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	sd_notifyf("READY=1");
 	d->want_lease = true;
 	schedule_poke(d->sched); /* the queues may have changed */
-	update_status(d);
-	advance(d);
+	daemon_status_changed(d);
+	daemon_advance(d);
 }
 
 /* ---- start and stop ---- */
@@ -777,8 +561,8 @@ int
 daemon_main(const char *path, struct cfg *cfg)
 {
 	static const struct db_events events = {db_up, db_down, db_notify};
-	static const struct exchange_hooks ex_hooks = {on_written, on_leased, on_exchange_over};
-	static const struct heartbeat_hooks hb_hooks = {on_lease_lost, on_fenced, on_heartbeat_over};
+	static const struct exchange_hooks ex_hooks = {daemon_on_written, daemon_on_leased, daemon_on_exchange_over};
+	static const struct heartbeat_hooks hb_hooks = {daemon_on_lease_lost, daemon_on_fenced, on_heartbeat_over};
 	struct daemon *d = xcalloc(1, sizeof *d);
 	struct job *j;
 	int status;
@@ -820,15 +604,15 @@ daemon_main(const char *path, struct cfg *cfg)
 	/* Stopped: the loop only ends with no handler running.  Callbacks
 	 * that db_free runs (with NULL) find the daemon done. */
 	d->state = D_DONE;
-	strays_finish(d->loop, cur(d)->kill_grace_ms);
+	strays_finish(d->loop, daemon_cfg(d)->kill_grace_ms);
 	db_free(d->db);
 	exchange_free(d->ex);
 	heartbeat_free(d->hb);
 	rescue_free(d->rescue);
 	maintain_free(d->maintain);
+	schedule_free(d->sched);
 	metrics_http_stop(d->http);
 	metrics_reset();
-	schedule_free(d->sched);
 	wake_stop(&d->wake);
 	while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
 		TAILQ_REMOVE(&d->jobs, j, link);

@@ -646,13 +646,21 @@ START_TEST(test_daemon_runs_every_path_as_a_login_only_in_the_daemon_role)
 	op = login("t_op", HOSTILE_PATH);
 	expect_str(op, "t", "SELECT pgjobd.cancel(%lld)", slow);
 	t_daemon_wait_log(d, "outcome=cancelled", DEADLINE_MS);
-	/* Maintenance as the daemon role, once the expiry has passed. */
+	/* Maintenance as the daemon role, once the expiry has passed: the
+	 * daemon sends it on its poll, and the role may send it by hand too
+	 * (whichever comes first expires the job; the other finds nothing, or
+	 * is skipped while the first holds the lock). */
 	wait_state(su, expiring, "expired");
 	w = login("t_worker", HOSTILE_PATH);
 	PQclear(PQexec(w, stmt_session));
-	expect_str(w, "1 false", "SELECT expired || ' ' || skipped FROM pgjobd.maintain(10000)");
+	expect_str(w, "ok", "SELECT CASE WHEN expired IN (0, 1) THEN 'ok' ELSE expired::text END "
+	                    "FROM pgjobd.maintain(10000)");
 	PQfinish(w);
-	expect_str(su, "expired", "SELECT state FROM pgjobd.history WHERE id = %lld", expiring);
+	{
+		char sql[128];
+		snprintf(sql, sizeof sql, "SELECT state FROM pgjobd.history WHERE id = %lld", expiring);
+		t_wait_value(su, "expired", DEADLINE_MS, sql);
+	}
 
 	rc = t_daemon_signal(d, SIGTERM, true, 30000);
 	log = t_daemon_log(d);

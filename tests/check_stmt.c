@@ -256,7 +256,8 @@ START_TEST(test_exchange_skips_rows_locked_by_another_exchange)
 	enqueue("t", "default", "0");
 	enqueue("t", "default", "0");
 	PQclear(t_exec(other, "BEGIN", NULL));
-	PQclear(t_exec(other, "SELECT id FROM pgjobd.jobs WHERE id = 1 FOR UPDATE", NULL));
+	/* The row itself, in the table the exchange leases from. */
+	PQclear(t_exec(other, "SELECT id FROM pgjobd.live WHERE id = 1 FOR UPDATE", NULL));
 	r = exchange("{default}", "{t}", "{2}", "2", "60000", NO_OUTCOMES);
 	ck_assert_str_eq(ids_of(r, 'l'), "2");
 	PQclear(r);

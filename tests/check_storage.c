@@ -94,6 +94,17 @@ outcome(PGconn *c, long long id, const char *what, int delay_ms)
 	             ids, what, d, NULL);
 }
 
+/* Assert that SQL (with parameters, NULL-terminated) returns WANT. */
+static void
+assert_sql_str(PGconn *c, const char *want, const char *sql, const char *p1)
+{
+	char *got = t_str(c, sql, p1, NULL);
+
+	ck_assert_msg(got && strcmp(got, want) == 0, "%s: %s, expected %s", sql,
+	              got ? got : "NULL", want);
+	free(got);
+}
+
 static void
 assert_error(PGresult *r, const char *sqlstate, const char *needle, const char *what)
 {
@@ -229,7 +240,7 @@ START_TEST(test_maintain_promotes_expires_and_only_one_caller_works_at_a_time)
 	s = t_str(c, stmt_maintain, "1000", NULL);
 	ck_assert_str_eq(s, "0"); /* promoted: nothing, skipped */
 	free(s);
-	ck_assert_str_eq(t_str(c, "SELECT skipped::text FROM pgjobd.maintain()", NULL), "true");
+	assert_sql_str(c, "true", "SELECT skipped::text FROM pgjobd.maintain()", NULL);
 	PQclear(t_exec(holder, "COMMIT", NULL));
 	PQfinish(holder);
 
@@ -250,7 +261,7 @@ START_TEST(test_maintain_promotes_expires_and_only_one_caller_works_at_a_time)
 		free(s);
 	}
 	/* An expired job retried runs like a dead one retried: no expiry left. */
-	ck_assert_str_eq(t_str(c, "SELECT pgjobd.retry($1::bigint)::text", ids, NULL), "true");
+	assert_sql_str(c, "true", "SELECT pgjobd.retry($1::bigint)::text", ids);
 	s = t_str(c, "SELECT format('%s %s %s', state, attempts, expires_at IS NULL) "
 	             "FROM pgjobd.jobs WHERE id = $1::bigint", ids, NULL);
 	ck_assert_str_eq(s, "ready 0 t");
@@ -388,8 +399,8 @@ START_TEST(test_set_retention_is_checked_shown_and_makes_partitions_ahead)
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pg_class WHERE relname = 'history_' || "
 	                          "to_char((now() AT TIME ZONE 'UTC')::date + 91, 'YYYYMMDD')", NULL),
 	                 1);
-	ck_assert_str_eq(t_str(c, "SELECT keep::text FROM pgjobd.retention WHERE state = 'done'", NULL),
-	                 "90 days");
+	assert_sql_str(c, "90 days", "SELECT keep::text FROM pgjobd.retention WHERE state = 'done'",
+	               NULL);
 	PQfinish(c);
 }
 END_TEST
@@ -402,6 +413,7 @@ START_TEST(test_a_job_finishing_without_its_partition_lands_in_default_then_move
 
 	/* The partition its purge day needs is missing (as if maintain had not
 	 * run for weeks). */
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
 	PQclear(t_exec(c,
 	               "DO $$ DECLARE d text := to_char(((now() + interval '7 days') AT TIME ZONE "
 	               "'UTC')::date + 1, 'YYYYMMDD'); BEGIN "
@@ -413,7 +425,8 @@ START_TEST(test_a_job_finishing_without_its_partition_lands_in_default_then_move
 	PQclear(exchange(c, "{}", "{}", o));
 	free(o);
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.history_default", NULL), 1);
-	ck_assert_int_eq(t_int(c, "SELECT created FROM pgjobd.maintain()", NULL), 1);
+	/* maintain() makes the missing day (with the days beyond --migrate's). */
+	ck_assert_int_ge(t_int(c, "SELECT created FROM pgjobd.maintain()", NULL), 1);
 	s = t_str(c, "SELECT format('%s %s %s', (SELECT tableoid::regclass::text FROM pgjobd.history), "
 	             "(SELECT count(*) FROM pgjobd.attempt_history_default), "
 	             "(SELECT done FROM pgjobd.queue_stats))", NULL);
@@ -608,7 +621,8 @@ plan_of(PGconn *c, const char *stmt, const char *args, const char *mode)
 }
 
 /* Fail on a sequential or bitmap scan of any table but pgjobd.retention
- * (four rows), and on any merge join. */
+ * (four rows) or an empty one (a partition for a later day: cost 0), and
+ * on any merge join. */
 static void
 assert_plan_scales(const char *what, const char *plan)
 {
@@ -618,7 +632,11 @@ assert_plan_scales(const char *what, const char *plan)
 		for (const char *at = strstr(plan, bad[i]); at; at = strstr(at + 1, bad[i])) {
 			const char *rel = strstr(at, "\"Relation Name\": ");
 
+			const char *cost = strstr(at, "\"Total Cost\": ");
+
 			if (i < 2 && rel && strncmp(rel + 17, "\"retention\"", 11) == 0)
+				continue;
+			if (i == 0 && cost && strncmp(cost + 14, "0.00,", 5) == 0)
 				continue;
 			ck_abort_msg("%s: %s in the plan: ...%.600s", what, bad[i],
 			             at - plan > 100 ? at - 100 : plan);
@@ -666,6 +684,9 @@ START_TEST(test_plans_at_scale_probe_indexes_only)
 	    "SELECT * FROM pgjobd.maintain()",
 	};
 	PGconn *c = fresh("pgjobd_st_scale");
+
+	/* The partitions ahead, as the daemons' first maintain() makes them. */
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
 
 	/* A million finished jobs (a tenth with keys, some dead), one attempt
 	 * each; 100000 scheduled a day ahead at a higher priority (retries,
@@ -854,9 +875,7 @@ START_TEST(test_downgrade_3_to_1_and_back_keeps_every_live_job)
 	                          "WHERE table_schema = 'pgjobd' AND table_name = 'jobs' "
 	                          "AND table_type = 'BASE TABLE'", NULL),
 	                 1);
-	ck_assert_str_eq(t_str(c, "SELECT string_agg(version::text, ',') FROM pgjobd.migrations",
-	                       NULL),
-	                 "1");
+	assert_sql_str(c, "1", "SELECT string_agg(version::text, ',') FROM pgjobd.migrations", NULL);
 	ck_assert_int_gt(t_int(c, "SELECT pgjobd.enqueue('t')", NULL), 70);
 	PQclear(t_exec(c, "DELETE FROM pgjobd.jobs WHERE id > 70", NULL));
 	PQfinish(c);

@@ -199,12 +199,14 @@ START_TEST(test_install_creates_user_and_conffile_and_leaves_service_stopped)
 }
 END_TEST
 
-START_TEST(test_migrate_as_the_service_user)
+/* As the README says: the schema's owner migrates (it needs CREATEROLE for
+ * the group roles the first time), the service logs in as a role that is
+ * only a member of pgjobd_daemon. */
+START_TEST(test_migrate_as_the_owner_and_run_as_the_daemon_role)
 {
 	char *out;
 
-	free(ct_ok(PSQL_PG " -c 'CREATE ROLE pgjobd LOGIN' -c 'CREATE DATABASE jobs OWNER "
-		      "pgjobd'"));
+	free(ct_ok(PSQL_PG " -c 'CREATE DATABASE jobs'"));
 	free(ct_ok("cat > /etc/pgjobd/pgjobd.ini <<'EOF'\n%sEOF", config));
 	free(ct_ok("cat > /usr/local/bin/touch-it <<'EOF'\n%sEOF\n"
 		   "chmod 0755 /usr/local/bin/touch-it && install -d -o pgjobd -m 0755 "
@@ -213,7 +215,8 @@ START_TEST(test_migrate_as_the_service_user)
 	out = ct_ok("runuser -u pgjobd -- pgjobd -c /etc/pgjobd/pgjobd.ini -t");
 	ck_assert_str_eq(out, "configuration OK");
 	free(out);
-	free(ct_ok("runuser -u pgjobd -- pgjobd -c /etc/pgjobd/pgjobd.ini --migrate"));
+	free(ct_ok("runuser -u postgres -- env PGDATABASE=jobs pgjobd -c /dev/null --migrate"));
+	free(ct_ok(PSQL " -c 'CREATE ROLE pgjobd LOGIN IN ROLE pgjobd_daemon'"));
 	assert_eq_ct("0", PSQL " -c 'SELECT count(*) FROM pgjobd.jobs'");
 }
 END_TEST
@@ -412,7 +415,7 @@ main(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_install_creates_user_and_conffile_and_leaves_service_stopped);
-	tcase_add_test(tc, test_migrate_as_the_service_user);
+	tcase_add_test(tc, test_migrate_as_the_owner_and_run_as_the_daemon_role);
 	tcase_add_test(tc, test_start_reaches_running_only_after_ready);
 	tcase_add_test(tc, test_handler_writes_its_state_directory_but_not_etc);
 	tcase_add_test(tc, test_reload_applies_a_new_handler);

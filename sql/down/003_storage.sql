@@ -19,7 +19,7 @@ DROP FUNCTION pgjobd._jobs_write();
 DROP FUNCTION pgjobd._attempts_write();
 DROP FUNCTION pgjobd._put(pgjobd.live);
 DROP FUNCTION pgjobd._move_attempts(bigint, date);
-DROP FUNCTION pgjobd._make_partitions();
+DROP FUNCTION pgjobd._make_partitions(int);
 DROP FUNCTION pgjobd._drop_partitions();
 DROP FUNCTION pgjobd._purge_on(text, timestamptz);
 DROP INDEX pgjobd.live_scheduled_idx;
