@@ -28,8 +28,8 @@ VERSION := $(shell cat src/VERSION)
 CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o downgrades.o \
                stmts.o db.o conninfo.o resolve.o \
-               daemon.o daemon_jobs.o job.o outcome.o exchange.o heartbeat.o rescue.o wake.o strays.o maintain.o \
-               sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o \
+               daemon.o daemon_jobs.o job.o outcome.o exchange.o heartbeat.o rescue.o schedule.o wake.o \
+               strays.o maintain.o sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o \
                metrics.o metrics_http.o
 SQL := $(sort $(wildcard sql/*.sql))
 DOWN_SQL := $(sort $(wildcard sql/down/*.sql))
@@ -38,7 +38,8 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_sql check_stmt check_storage check_roles check_outcome check_cli \
               check_tail check_spawn check_daemon check_fence check_strays check_notify check_ops \
-              check_ctl check_conninfo check_resolve check_net check_metrics
+              check_ctl check_conninfo check_resolve check_net check_metrics check_cronspec \
+              check_schedule
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
@@ -58,6 +59,8 @@ check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
 check_resolve_OBJS := resolve.o log.o xmalloc.o
 check_net_OBJS :=
 check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o
+check_cronspec_OBJS :=
+check_schedule_OBJS :=
 # Run once, outside the sanitizer loop: it installs the package (make deb)
 # into a Debian 12 booted by tests/with-nspawn.sh, when the machine can.
 ONCE_TESTS := check_systemd

@@ -11,6 +11,8 @@
 #   fail       fails every time: dead after max_attempts = 3
 #   slow       sleeps 30s under timeout = 2s: killed, retried once, dead
 #   echo       scheduled 5s ahead (run_at); found by the safety-net poll
+# and a schedule, "every2s", that enqueues an echo job every 2 seconds
+# (pgjobd.schedule) on the daemon's timer, whatever poll_interval is.
 # It shows pgjobd.jobs and pgjobd.queue_stats whenever they change, with the
 # daemon's log interleaved (prefix "pgjobd |"), until every job is done or
 # dead (deadline: PGJOBD_DEMO_DEADLINE seconds, default 60), checks that
@@ -122,6 +124,9 @@ SQL
 set -- $ids
 [ $# -eq 5 ] || fail "expected five job ids, got: $ids"
 echo "   ids: echo=$1 flaky=$2 fail=$3 slow=$4 scheduled(echo)=$5"
+echo "== a recurring job: every 2s, next runs:"
+sql -c "SELECT pgjobd.schedule('every2s', '*/2 * * * * *', 'echo', '{\"from\": \"schedule\"}')
+          AS first_run"
 echo "   (poll_interval is 5s: the scheduled job starts at the first poll after its"
 echo "    run_at, so up to 5s late; retries are timed by the daemon itself)"
 
@@ -160,7 +165,8 @@ while :; do
 		show_tables
 		last=$key
 	fi
-	left=$(sql -At -c "SELECT count(*) FROM pgjobd.jobs WHERE state NOT IN ('done', 'dead')")
+	left=$(sql -At -c "SELECT count(*) FROM pgjobd.jobs WHERE state NOT IN ('done', 'dead')
+	                   AND id IN ($1, $2, $3, $4, $5)")
 	[ "$left" -eq 0 ] && break
 	[ "$(($(date +%s) - start))" -lt "$deadline" ] ||
 	    fail "deadline: $left job(s) not done or dead after ${deadline}s"
@@ -197,6 +203,28 @@ echo "   (the scheduled job $5 was due at" \
     "$(sql -At -c "SELECT to_char(run_at, 'HH24:MI:SS.MS') || ', started ' ||
        round(extract(epoch FROM started_at - run_at)::numeric, 2) || 's later'
        FROM pgjobd.jobs WHERE id = $5"))"
+
+# Three slots of the schedule at least (it has been running for a few).
+i=0
+until [ "$(sql -At -c "SELECT count(*) FROM pgjobd.jobs
+                       WHERE idempotency_key LIKE 'cron:every2s:%' AND state = 'done'")" -ge 3 ]; do
+	[ "$i" -lt 100 ] || fail "the every-2s schedule made fewer than 3 jobs in 10s more"
+	sleep 0.1
+	i=$((i + 1))
+done
+show_log
+echo "== the schedule every2s: one job per slot, enqueued right at its slot"
+sql <<'SQL'
+SELECT j.id, substr(j.idempotency_key, 14) AS slot, j.state,
+       round(extract(epoch FROM j.created_at - substr(j.idempotency_key, 14)::timestamptz)
+             * 1000, 1) AS enqueued_ms_after_slot
+  FROM pgjobd.jobs j WHERE j.idempotency_key LIKE 'cron:every2s:%' ORDER BY j.id;
+SELECT name, cron, next_run, last_run, last_job_id, last_job_state FROM pgjobd.schedules;
+SQL
+dup=$(sql -At -c "SELECT count(*) - count(DISTINCT idempotency_key) FROM pgjobd.jobs
+                  WHERE idempotency_key LIKE 'cron:every2s:%'")
+[ "$dup" -eq 0 ] || fail "a slot of the schedule has more than one job"
+sql -At -c "SELECT pgjobd.unschedule('every2s')" >/dev/null
 
 echo "== stopping pgjobd with SIGTERM"
 kill -TERM "$pid"

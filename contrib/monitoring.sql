@@ -89,3 +89,14 @@ SELECT name, host, pid, running, concurrency, last_seen,
   FROM pgjobd.workers
  WHERE last_seen < now() - interval '1 minute'
  ORDER BY last_seen;
+
+\echo '== schedules late (a slot over a minute overdue), failing, or whose last job died'
+SELECT name, queue, cron, time_zone, next_run, last_run, last_job_id, last_job_state,
+       CASE WHEN last_error IS NOT NULL THEN 'firing fails: ' || left(last_error, 80)
+            WHEN next_run < now() - interval '1 minute' THEN 'late: no daemon fires it'
+            ELSE 'last job dead' END AS problem,
+       date_trunc('second', now() - next_run) AS overdue
+  FROM pgjobd.schedules
+ WHERE enabled AND (next_run < now() - interval '1 minute' OR last_job_state = 'dead'
+                    OR last_error IS NOT NULL)
+ ORDER BY next_run;

@@ -20,6 +20,7 @@
 #include "metrics_http.h"
 #include "migrate.h"
 #include "rescue.h"
+#include "schedule.h"
 #include "sdnotify.h"
 #include "stmts.h"
 #include "strays.h"
@@ -28,6 +29,7 @@
 
 #define CHANNEL_CANCEL "pgjobd_cancel"   /* payload: a job id (sql/001_schema.sql) */
 #define CHANNEL_ENQUEUE "pgjobd_enqueue" /* payload: a queue */
+#define CHANNEL_SCHEDULE "pgjobd_schedule" /* payload: a queue (sql/005_schedules.sql) */
 #define FLUSH_TIMEOUT_MIN 5.0 /* at stop: how long unwritten outcomes may wait */
 
 static const char *const dstate_names[D_STATES] = {
@@ -96,6 +98,12 @@ on_maintain_over(void *arg, bool promoted)
 
 static void
 on_heartbeat_over(void *arg)
+{
+	daemon_advance(arg);
+}
+
+static void
+on_schedule_due(void *arg)
 {
 	daemon_advance(arg);
 }
@@ -265,6 +273,9 @@ daemon_advance(struct daemon *d)
 		rescue_send(d->rescue, daemon_cfg(d));
 		d->want_rescue = false;
 	}
+	/* Before the exchange: it may lease the jobs just fired. */
+	if (d->state == D_RUNNING && schedule_state(d->sched) == SCHED_DUE)
+		schedule_send(d->sched, daemon_cfg(d));
 	if (exchange_state(d->ex) == EX_IDLE && rescue_state(d->rescue) == RESCUE_IDLE &&
 	    d->state != D_STARTING)
 		send_exchange(d);
@@ -308,6 +319,7 @@ db_up(void *arg, int schema_version)
 	metrics_db_up(true);
 	/* Registers the worker, re-checks leases after an outage. */
 	d->want_heartbeat = d->want_rescue = d->want_maintain = d->want_lease = true;
+	schedule_poke(d->sched);
 	daemon_status_changed(d);
 	daemon_advance(d);
 }
@@ -337,7 +349,10 @@ db_notify(void *arg, const char *channel, const char *payload)
 	}
 	for (int i = 0; i < c->nqueues; i++)
 		if (!strcmp(payload, c->queues[i])) {
-			d->want_lease = true;
+			if (!strcmp(channel, CHANNEL_SCHEDULE))
+				schedule_poke(d->sched);
+			else
+				d->want_lease = true;
 			daemon_advance(d);
 			return;
 		}
@@ -353,6 +368,7 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	d->want_rescue = d->want_maintain = d->want_lease = true;
+	schedule_poke(d->sched); /* the safety net for schedules, too */
 	daemon_advance(d);
 }
 
@@ -500,6 +516,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	sd_notifyf("READY=1");
 	d->want_lease = true;
+	schedule_poke(d->sched); /* the queues may have changed */
 	daemon_status_changed(d);
 	daemon_advance(d);
 }
@@ -581,6 +598,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	d->hb = heartbeat_new(d->db, &d->jobs, &hb_hooks, d);
 	d->rescue = rescue_new(d->db, on_rescue_over, d);
 	d->maintain = maintain_new(d->db, on_maintain_over, d);
+	d->sched = schedule_new(d->loop, d->db, on_schedule_due, d);
 	ev_run(d->loop, 0);
 
 	/* Stopped: the loop only ends with no handler running.  Callbacks
@@ -592,6 +610,7 @@ daemon_main(const char *path, struct cfg *cfg)
 	heartbeat_free(d->hb);
 	rescue_free(d->rescue);
 	maintain_free(d->maintain);
+	schedule_free(d->sched);
 	metrics_http_stop(d->http);
 	metrics_reset();
 	wake_stop(&d->wake);

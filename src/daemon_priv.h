@@ -42,6 +42,7 @@ struct daemon {
 	struct rescue *rescue;
 	struct maintain *maintain;
 	struct metrics_http *http; /* NULL: metrics_listen is off */
+	struct schedule *sched;
 	enum dstate state;
 	enum dereg_state dereg;
 	int exit_status;

@@ -16,13 +16,14 @@
 
 /* The columns of exchange.sql's rows. */
 enum { C_KIND, C_ID, C_TOKEN, C_TYPE, C_QUEUE, C_ATTEMPT, C_MAX_ATTEMPTS, C_TIMEOUT_MS,
-	C_PAYLOAD, C_NARGS, C_ARGS, C_ARGS_ERROR, C_PICKUP_DELAY_MS, C_COUNT };
+	C_PAYLOAD, C_NARGS, C_ARGS, C_ARGS_ERROR, C_PICKUP_DELAY_MS, C_IDEMPOTENCY_KEY, C_COUNT };
 static const char *const columns[C_COUNT] = {
 	[C_KIND] = "kind", [C_ID] = "id", [C_TOKEN] = "token", [C_TYPE] = "type",
 	[C_QUEUE] = "queue", [C_ATTEMPT] = "attempt", [C_MAX_ATTEMPTS] = "max_attempts",
 	[C_TIMEOUT_MS] = "timeout_ms", [C_PAYLOAD] = "payload", [C_NARGS] = "nargs",
 	[C_ARGS] = "args", [C_ARGS_ERROR] = "args_error",
 	[C_PICKUP_DELAY_MS] = "pickup_delay_ms",
+	[C_IDEMPOTENCY_KEY] = "idempotency_key",
 };
 
 struct exchange {
@@ -142,6 +143,7 @@ jobs_leased(struct exchange *x, PGresult *res, const int *col, struct conf *conf
 		    .nargs = atoi(PQgetvalue(res, i, col[C_NARGS])),
 		    .args = value(res, i, col[C_ARGS]),
 		    .args_error = value(res, i, col[C_ARGS_ERROR]),
+		    .idempotency_key = value(res, i, col[C_IDEMPOTENCY_KEY]),
 		    .sent_at = x->sent_at,
 		    .pickup_delay_ms = strtod(PQgetvalue(res, i, col[C_PICKUP_DELAY_MS]), NULL),
 		};

@@ -87,9 +87,36 @@ add_payload_args(char **argv, int n, int nargs, const char *args)
 	}
 }
 
+/*
+ * A schedule's job carries its slot in its idempotency key,
+ * cron:NAME:2026-12-01T02:30:00Z (pgjobd._slot_key in
+ * sql/005_schedules.sql; names have no ':').  Adds PGJOBD_SCHEDULE and
+ * PGJOBD_SCHEDULED_AT to ENVP from N on for such a key; returns the new N.
+ */
+#define SLOT_LEN 20 /* 2026-12-01T02:30:00Z */
+static int
+add_schedule_env(char **envp, int n, const char *key)
+{
+	size_t len = key ? strlen(key) : 0;
+	const char *slot;
+
+	int name_len;
+
+	if (len < 5 + 1 + 1 + SLOT_LEN || strncmp(key, "cron:", 5))
+		return n;
+	slot = key + len - SLOT_LEN;
+	name_len = (int)(slot - 1 - (key + 5));
+	if (slot[-1] != ':' || slot[4] != '-' || slot[10] != 'T' || slot[19] != 'Z' ||
+	    memchr(key + 5, ':', (size_t)name_len))
+		return n;
+	envp[n++] = xasprintf("PGJOBD_SCHEDULE=%.*s", name_len, key + 5);
+	envp[n++] = xasprintf("PGJOBD_SCHEDULED_AT=%s", slot);
+	return n;
+}
+
 /* The handler's argv and environment (CONTRACT section 5). */
 static void
-prepare(struct job *j, int nargs, const char *args)
+prepare(struct job *j, int nargs, const char *args, const char *key)
 {
 	const struct cfg_handler *h = j->h;
 	int n = 0, ne = 0;
@@ -106,7 +133,7 @@ prepare(struct job *j, int nargs, const char *args)
 
 	while (h->environment[ne])
 		ne++;
-	j->envp = xcalloc((size_t)ne + 7, sizeof *j->envp);
+	j->envp = xcalloc((size_t)ne + 9, sizeof *j->envp);
 	n = 0;
 	for (int i = 0; i < ne; i++) {
 		if (!strncmp(h->environment[i], "PATH=", 5))
@@ -120,6 +147,7 @@ prepare(struct job *j, int nargs, const char *args)
 	j->envp[n++] = xasprintf("PGJOBD_QUEUE=%s", j->queue);
 	j->envp[n++] = xasprintf("PGJOBD_ATTEMPT=%d", j->attempt);
 	j->envp[n++] = xasprintf("PGJOBD_MAX_ATTEMPTS=%d", j->max_attempts);
+	add_schedule_env(j->envp, n, key);
 }
 
 struct job *
@@ -141,7 +169,7 @@ job_new(const struct job_lease *l, struct conf *conf)
 	j->timeout_ms = l->timeout_ms ? strtoll(l->timeout_ms, NULL, 10) : j->h->timeout_ms;
 	if (l->args_error && j->h->args_from_payload)
 		j->args_error = xstrdup(l->args_error);
-	prepare(j, l->nargs, l->args);
+	prepare(j, l->nargs, l->args, l->idempotency_key);
 	return j;
 }
 

@@ -51,6 +51,7 @@ struct job_lease {
 	int nargs;
 	const char *args;         /* payload args, "\n"-joined and escaped */
 	const char *args_error;   /* why payload args are unusable */
+	const char *idempotency_key; /* cron:NAME:SLOT for a schedule's job */
 	double sent_at;           /* job_clock() when the lease was asked for */
 	double pickup_delay_ms;   /* lease time minus run_at, the database's clock */
 };

@@ -167,14 +167,14 @@ START_TEST(test_migrate_installs_the_schema_and_is_idempotent)
 
 	t_use_fresh_db(DB);
 	out = ctl_ok(0, "migrate", NULL);
-	ck_assert_str_eq(out, "schema version 4\n");
+	ck_assert_str_eq(out, "schema version 5\n");
 	free(out);
 	out = ctl_ok(0, "migrate", NULL);
-	ck_assert_str_eq(out, "schema version 4\n");
+	ck_assert_str_eq(out, "schema version 5\n");
 	free(out);
 	out = ctl_ok(0, "--json", "migrate", NULL);
 	c = t_connect();
-	assert_json(c, out, "SELECT $1::jsonb->>'schema_version'", "4");
+	assert_json(c, out, "SELECT $1::jsonb->>'schema_version'", "5");
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.jobs", NULL), 0);
 	free(out);
 	PQfinish(c);
@@ -563,7 +563,7 @@ START_TEST(test_config_file_gives_the_database_and_bad_config_exits_78)
 	{
 		const char *argv[] = {t_pgjobd(), "ctl", "-c", good, "migrate", NULL};
 		ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-		ck_assert_str_eq(out, "schema version 4\n");
+		ck_assert_str_eq(out, "schema version 5\n");
 		free(out);
 		free(err);
 	}
@@ -650,13 +650,13 @@ START_TEST(test_doctor_finds_a_schema_behind_or_ahead_of_the_binary)
 	t_use_fresh_db(DB);
 	c = t_connect();
 	assert_doctor_finds(c, "schema",
-	                    "is at version 0, this pgjobd needs 4: run pgjobd ctl migrate");
+	                    "is at version 0, this pgjobd needs 5: run pgjobd ctl migrate");
 	PQfinish(c);
 	c = fresh_db();
 	assert_doctor_ok(c);
 	PQclear(t_exec(c, "INSERT INTO pgjobd.migrations (version, name) VALUES (99, '099_future')",
 	               NULL));
-	assert_doctor_finds(c, "schema", "version 99, newer than this pgjobd's 4");
+	assert_doctor_finds(c, "schema", "version 99, newer than this pgjobd's 5");
 	PQfinish(c);
 }
 END_TEST

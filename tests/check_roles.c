@@ -84,7 +84,7 @@ fresh(const char *name)
 	PGconn *c;
 
 	t_use_fresh_db(name);
-	migrate_ok(NULL, NULL, "schema version 4\n");
+	migrate_ok(NULL, NULL, "schema version 5\n");
 	c = t_connect();
 	PQclear(t_exec(c, logins_sql, NULL));
 	return c;
@@ -230,16 +230,20 @@ START_TEST(test_migrate_installs_nologin_group_roles_and_closes_every_function)
 	                   "AND NOT coalesce(proconfig, '{}') @> "
 	                   "ARRAY['search_path=pg_catalog, pg_temp']");
 	/* Acting as the owner: the API and the triggers, nothing else. */
-	expect_str(c, "cancel enqueue grant_enqueue index_payloads maintain retry revoke_enqueue "
-	              "set_retention",
+	expect_str(c, "_schedule_fire cancel cron_next enqueue grant_enqueue index_payloads maintain "
+	              "retry revoke_enqueue schedule schedule_disable schedule_enable set_retention "
+	              "unschedule",
 	    "SELECT string_agg(proname, ' ' ORDER BY proname) FROM pg_proc WHERE prosecdef "
 	    "AND pronamespace = 'pgjobd'::regnamespace AND prorettype <> 'trigger'::regtype");
 	expect_str(c, "0", "SELECT count(*) FROM pg_proc WHERE NOT prosecdef "
 	                   "AND pronamespace = 'pgjobd'::regnamespace AND prorettype = 'trigger'::regtype");
 	/* Who may execute what, besides the owner. */
-	expect_str(c, "_purge_on:pgjobd_daemon cancel:pgjobd_operator enqueue:pgjobd_enqueue "
+	expect_str(c, "_purge_on:pgjobd_daemon _schedule_fire:pgjobd_daemon cancel:pgjobd_operator "
+	              "cron_next:pgjobd_enqueue cron_next:pgjobd_reader enqueue:pgjobd_enqueue "
 	              "index_payloads:pgjobd_operator maintain:pgjobd_daemon maintain:pgjobd_operator "
-	              "retry:pgjobd_operator set_retention:pgjobd_operator",
+	              "retry:pgjobd_operator schedule:pgjobd_operator "
+	              "schedule_disable:pgjobd_operator schedule_enable:pgjobd_operator "
+	              "set_retention:pgjobd_operator unschedule:pgjobd_operator",
 	    "SELECT string_agg(p.proname || ':' || r.rolname, ' ' ORDER BY p.proname, r.rolname) "
 	    "FROM pg_proc p, aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee "
 	    "WHERE p.pronamespace = 'pgjobd'::regnamespace AND a.grantee <> p.proowner");
@@ -355,6 +359,9 @@ START_TEST(test_reader_reads_jobs_attempts_and_stats_and_changes_nothing)
 	denied(rd, "SELECT pgjobd.cancel(%lld)", id);
 	denied(rd, "SELECT pgjobd.retry(%lld)", id);
 	denied(rd, "SELECT pgjobd.maintain()");
+	denied(rd, "SELECT pgjobd.schedule('s', '@daily', 't')");
+	denied(rd, "DELETE FROM pgjobd.schedule_defs");
+	expect_str(rd, "0", "SELECT count(*) FROM pgjobd.schedules");
 	denied(rd, "UPDATE pgjobd.jobs SET priority = 1");
 	denied(rd, "DELETE FROM pgjobd.live");
 	denied(rd, "INSERT INTO pgjobd.live (type) VALUES ('t')");
@@ -451,6 +458,8 @@ START_TEST(test_daemon_role_cannot_create_alter_or_drop_anything)
 	denied(w, "SELECT pgjobd.set_retention('done', '1 day')");
 	denied(w, "SELECT pgjobd.grant_enqueue('t_worker', 't')");
 	denied(w, "SELECT pgjobd._make_partitions()");
+	denied(w, "SELECT pgjobd.schedule('s', '@daily', 't')");
+	denied(w, "SELECT * FROM pgjobd.schedule_defs");
 	expect_str(su, "1", "SELECT count(*) FROM pgjobd.jobs WHERE state = 'ready'");
 	PQfinish(w);
 	PQfinish(su);
@@ -502,6 +511,7 @@ START_TEST(test_planted_functions_and_operators_are_never_called)
 {
 	PGconn *su = fresh("pgjobd_r_planted");
 	PGconn *app, *op, *rd, *w, *evil_su;
+	PGresult *r;
 	long long a, b, c;
 
 	hostile(su);
@@ -532,6 +542,30 @@ START_TEST(test_planted_functions_and_operators_are_never_called)
 	expect_str(op, "f", "SELECT skipped FROM pgjobd.maintain(100)");
 	expect_str(op, "t", "SELECT pgjobd.index_payloads(true)");
 	expect_str(op, "f", "SELECT pgjobd.index_payloads(false)");
+	/* Schedules: the operator's (for a type it may enqueue), read by the
+	 * reader, fired by the daemon's statement as the daemon's login. */
+	PQclear(t_exec(su, "SELECT pgjobd.grant_enqueue('t_op', 'report')", NULL));
+	PQclear(t_exec(op, "SELECT pgjobd.schedule('s', '@every 1h', 'report', queue => 'q')",
+	    NULL));
+	expect_state(op, "42501", "SELECT pgjobd.schedule('s2', '@daily', 'other')");
+	expect_state(op, "22023", "SELECT pgjobd.schedule('s2', '61 * * * *', 'report')");
+	expect_str(op, "t", "SELECT pgjobd.schedule_disable('s')");
+	expect_str(op, "t", "SELECT pgjobd.schedule_enable('s')");
+	expect_str(rd, "2", "SELECT count(*) FROM pgjobd.cron_next('0 3 * * *', 'Europe/Berlin', "
+	                    "n => 2)");
+	expect_str(app, "1", "SELECT count(*) FROM pgjobd.cron_next('@hourly', n => 1)");
+	run(su, "UPDATE pgjobd.schedule_defs SET next_run = now() - '1 s'::interval");
+	r = t_exec(w, stmt_schedule_fire, "{q}", NULL);
+	ck_assert_int_eq(PQntuples(r), 2);
+	ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "kind")), "f");
+	ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "s");
+	ck_assert_str_eq(PQgetvalue(r, 1, PQfnumber(r, "kind")), "n");
+	PQclear(r);
+	expect_str(su, "s ready", "SELECT name || ' ' || last_job_state FROM pgjobd.schedules");
+	PQclear(t_exec(rd, "SELECT * FROM pgjobd.schedules", NULL));
+	expect_str(su, "report t_worker", "SELECT type || ' ' || enqueued_by FROM pgjobd.jobs "
+	                                  "WHERE idempotency_key LIKE 'cron:s:%%'");
+	expect_str(op, "t", "SELECT pgjobd.unschedule('s')");
 	expect_str(evil_su, "t", "SELECT pgjobd.grant_enqueue('t_op', 'resize')");
 	expect_str(evil_su, "t", "SELECT pgjobd.revoke_enqueue('t_op', 'resize')");
 	/* Reading the views. */
@@ -674,7 +708,7 @@ START_TEST(test_role_prefix_gives_a_database_its_own_roles_and_is_kept)
 	PQclear(t_exec(su, "DROP ROLE IF EXISTS app1_pgjobd_enqueue, app1_pgjobd_reader, "
 	                   "app1_pgjobd_operator, app1_pgjobd_daemon", NULL));
 	setenv("PGOPTIONS", "-cpgjobd.role_prefix=app1_", 1);
-	migrate_ok(NULL, NULL, "schema version 4\n");
+	migrate_ok(NULL, NULL, "schema version 5\n");
 	expect_str(su, "daemon=app1_pgjobd_daemon enqueue=app1_pgjobd_enqueue "
 	               "operator=app1_pgjobd_operator reader=app1_pgjobd_reader",
 	    "SELECT string_agg(kind || '=' || name, ' ' ORDER BY kind) FROM pgjobd.roles");
@@ -685,7 +719,7 @@ START_TEST(test_role_prefix_gives_a_database_its_own_roles_and_is_kept)
 	    "WHERE p.oid = '" ENQUEUE_SIG "'::regprocedure AND a.grantee <> p.proowner");
 	/* A later run keeps the names recorded, whatever the setting. */
 	setenv("PGOPTIONS", "-cpgjobd.role_prefix=app2_", 1);
-	migrate_ok(NULL, NULL, "schema version 4\n");
+	migrate_ok(NULL, NULL, "schema version 5\n");
 	expect_str(su, "app1_pgjobd_enqueue", "SELECT name FROM pgjobd.roles WHERE kind = 'enqueue'");
 	PQfinish(su);
 
@@ -722,7 +756,7 @@ START_TEST(test_owner_without_createrole_migrates_when_the_roles_exist)
 	t_use_fresh_db("pgjobd_r_owner");
 	su = t_connect();
 	PQclear(t_exec(su, "ALTER DATABASE pgjobd_r_owner OWNER TO t_owner", NULL));
-	migrate_ok("user=t_owner", NULL, "schema version 4\n");
+	migrate_ok("user=t_owner", NULL, "schema version 5\n");
 	expect_str(su, "t_owner false false", "SELECT n.nspowner::regrole || ' ' || r.rolsuper || ' ' || "
 	                              "r.rolcreaterole FROM pg_namespace n JOIN pg_roles r "
 	                              "ON r.oid = n.nspowner WHERE n.nspname = 'pgjobd'");
@@ -783,7 +817,7 @@ START_TEST(test_downgrade_to_3_keeps_every_job_and_the_roles)
 	                    "  WHERE rolname LIKE 'pgjobd\\_%%')");
 	ck_assert_int_gt(enqueue_as(su, "t"), b);
 	/* And up again: the jobs keep no enqueued_by, the grants are gone. */
-	migrate_ok(NULL, NULL, "schema version 4\n");
+	migrate_ok(NULL, NULL, "schema version 5\n");
 	expect_str(su, "3", "SELECT count(*) FROM pgjobd.jobs WHERE enqueued_by IS NULL");
 	app = login("t_app", NULL);
 	denied(app, "SELECT pgjobd.enqueue('resize')");
@@ -844,7 +878,7 @@ START_TEST(test_version_4_redefines_version_3_adding_only_enqueued_by_and_the_ri
 	migrate_ok(NULL, "3", "schema version 3\n");
 	c = t_connect();
 	v3 = copied_definitions(c, false);
-	migrate_ok(NULL, NULL, "schema version 4\n");
+	migrate_ok(NULL, NULL, "schema version 5\n");
 	v4 = copied_definitions(c, true);
 	ck_assert_msg(strstr(v4, "enqueued_by") == NULL, "not all of enqueued_by stripped:\n%s", v4);
 	expect_same(v4, v3, "004's definitions without what it adds, against 003's");

@@ -31,8 +31,8 @@ extern char **environ;
 #define RACE_DB "pgjobd_sql_race"
 /* What `pgjobd --migrate` prints, and the versions pgjobd.migrations then
  * holds (comma-separated): one per sql/NNN_*.sql file. */
-#define MIGRATE_OUTPUT "schema version 4\n"
-#define MIGRATION_VERSIONS "1,2,3,4"
+#define MIGRATE_OUTPUT "schema version 5\n"
+#define MIGRATION_VERSIONS "1,2,3,4,5"
 #define PAYLOAD_LIMIT 1048576 /* bytes of payload::text: 1 MiB */
 #define DEADLINE_MS 20000     /* for any wait on another session */
 #define MIGRATE_TIMEOUT_MS 30000

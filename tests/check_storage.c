@@ -18,7 +18,7 @@
 
 #include "stmts.h"
 
-#define LATEST_OUTPUT "schema version 4\n"
+#define LATEST_OUTPUT "schema version 5\n"
 #define DEADLINE_MS 20000
 #define LOCK_ADVISORY "1885502308" /* pgjobd's advisory lock class (maintain, keys) */
 

@@ -133,7 +133,7 @@ l AS (
          lease_token = nextval('pgjobd.lease_token_seq'),
          lease_expires_at = now() + $6::bigint * interval '1 ms'
    WHERE j.id = ANY (ARRAY(SELECT p.id FROM p))
-  RETURNING j.id, j.lease_token, j.type, j.queue, j.attempts, j.max_attempts,
+  RETURNING j.id, j.lease_token, j.type, j.queue, j.attempts, j.max_attempts, j.idempotency_key,
     (extract(epoch FROM j.timeout) * 1000)::bigint AS timeout_ms, j.payload::text AS payload,
     -- args_from_payload: the strings of payload's "args", each with \ and
     -- newline escaped, joined by newlines; or why they are unusable.
@@ -153,9 +153,9 @@ l AS (
 )
 SELECT 'l' AS kind, l.id, l.lease_token AS token, l.type, l.queue, l.attempts AS attempt,
        l.max_attempts, l.timeout_ms, l.payload, l.nargs, l.args, l.args_error,
-       l.pickup_delay_ms
+       l.pickup_delay_ms, l.idempotency_key
   FROM l
 UNION ALL
-SELECT 'o', fh.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM fh
+SELECT 'o', fh.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM fh
 UNION ALL
-SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u
+SELECT 'o', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u

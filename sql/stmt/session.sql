@@ -18,3 +18,5 @@ SET search_path = pg_catalog, pg_temp;
 -- New due jobs (payload: the queue) and cancelled jobs (payload: the id).
 LISTEN pgjobd_enqueue;
 LISTEN pgjobd_cancel;
+-- A schedule of a queue (the payload) was created, changed or removed.
+LISTEN pgjobd_schedule;
