@@ -880,8 +880,13 @@ START_TEST(test_client_that_never_reads_blocks_nothing)
 	enqueue(&e, "ok", 2);
 	wait_metric(e.port, "pgjobd_jobs_finished_total{type=\"ok\",outcome=\"done\"}", 2, JOB_MS);
 	free(scrape(e.port));
-	/* Bounded: one response in flight for it, not a hundred. */
-	ck_assert_int_lt(rss_kib(e.d->pid), rss0 + (long)(100 * size / 1024) / 2);
+	/* Bounded: one response in flight for it, not a hundred.  Measured on
+	 * the plain build only: under ASan, RSS is mostly the sanitizer's own
+	 * (redzones, shadow memory, allocator caches) and grows with every
+	 * allocation whatever the daemon keeps; there the test proves the rest
+	 * (jobs and other scrapes go on) and LeakSanitizer that nothing leaks. */
+	if (!strstr(t_pgjobd(), "/asan/"))
+		ck_assert_int_lt(rss_kib(e.d->pid), rss0 + (long)(100 * size / 1024) / 2);
 	close(lazy);
 	stop(&e);
 }
