@@ -958,7 +958,9 @@ START_TEST(test_thousand_connections_are_capped_and_jobs_go_on)
 		              FLOOD - done, FLOOD);
 		poll(NULL, 0, 50);
 	}
-	ck_assert_int_lt(rss_kib(e.d->pid), rss0 + 16 * 1024);
+	/* RSS on the plain build only (see the client that never reads). */
+	if (!strstr(t_pgjobd(), "/asan/"))
+		ck_assert_int_lt(rss_kib(e.d->pid), rss0 + 16 * 1024);
 	for (int i = 0; i < FLOOD; i++)
 		close(fds[i]);
 	free(fds);
