@@ -39,7 +39,7 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 TESTS      := check_cfg check_sql check_stmt check_storage check_roles check_outcome check_cli \
               check_tail check_spawn check_daemon check_fence check_strays check_notify check_ops \
               check_ctl check_conninfo check_resolve check_net check_metrics check_cronspec \
-              check_schedule
+              check_schedule check_counts
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
 check_sql_OBJS :=
 check_stmt_OBJS := stmts.o
@@ -61,6 +61,7 @@ check_net_OBJS :=
 check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o
 check_cronspec_OBJS :=
 check_schedule_OBJS :=
+check_counts_OBJS := stmts.o
 # Run once, outside the sanitizer loop: it installs the package (make deb)
 # into a Debian 12 booted by tests/with-nspawn.sh, when the machine can.
 ONCE_TESTS := check_systemd

@@ -349,7 +349,7 @@ START_TEST(test_downgrade_to_4_drops_the_schedules_and_keeps_their_jobs)
 				  "'pgjobd'::regnamespace AND (proname LIKE '%sched%' OR "
 				  "proname LIKE '%cron%' OR prosrc LIKE '%_role(''daemon'')%')"), 0);
 	/* Up again: the same slot is the same job (its key), not a second. */
-	migrate_to(cfg, NULL, "schema version 5\n");
+	migrate_to(cfg, NULL, T_MIGRATED);
 	PQclear(t_exec(c, "SELECT pgjobd.schedule('d', '0 * * * *', 'tick')", NULL));
 	PQclear(t_exec(c, "UPDATE pgjobd.schedule_defs SET next_run = '2026-11-30 01:00Z'", NULL));
 	ck_assert_int_eq(count(c, fire), 1);

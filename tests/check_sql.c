@@ -31,7 +31,6 @@ extern char **environ;
 #define RACE_DB "pgjobd_sql_race"
 /* What `pgjobd --migrate` prints, and the versions pgjobd.migrations then
  * holds (comma-separated): one per sql/NNN_*.sql file. */
-#define MIGRATE_OUTPUT "schema version 5\n"
 #define MIGRATION_VERSIONS "1,2,3,4,5"
 #define PAYLOAD_LIMIT 1048576 /* bytes of payload::text: 1 MiB */
 #define DEADLINE_MS 20000     /* for any wait on another session */
@@ -50,7 +49,7 @@ run_migrate(void)
 	int rc = t_run(argv, &out, &err, MIGRATE_TIMEOUT_MS);
 
 	ck_assert_msg(rc == 0, "%s --migrate exited %d; stderr:\n%s", argv[0], rc, err);
-	ck_assert_str_eq(out, MIGRATE_OUTPUT);
+	ck_assert_str_eq(out, T_MIGRATED);
 	unlink(cfg);
 	free(cfg);
 	free(out);
@@ -1299,7 +1298,7 @@ START_TEST(test_two_concurrent_migrations_of_a_fresh_database_both_succeed)
 			ck_assert_msg(p[i].status == 0,
 			              "round %d: migration %d exited %d; stderr:\n%s", round, i,
 			              p[i].status, p[i].buf[1]);
-			ck_assert_msg(strcmp(p[i].buf[0], MIGRATE_OUTPUT) == 0,
+			ck_assert_msg(strcmp(p[i].buf[0], T_MIGRATED) == 0,
 			              "round %d: migration %d printed \"%s\"", round, i,
 			              p[i].buf[0]);
 			free(p[i].buf[0]);

@@ -107,7 +107,8 @@ t_exec(PGconn *c, const char *sql, ...)
 	r = vexec(c, sql, ap);
 	va_end(ap);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		ck_abort_msg("SQL failed: %s\n%s", sql, PQresultErrorMessage(r));
+		ck_abort_msg("SQL failed: %.300s%s\n%.2000s", sql, strlen(sql) > 300 ? "..." : "",
+		             PQresultErrorMessage(r));
 	return r;
 }
 
@@ -183,6 +184,22 @@ t_config(const char *extra)
 	path = t_write_temp(".ini", text);
 	free(text);
 	return path;
+}
+
+void
+t_migrate(const char *to, const char *expect)
+{
+	char *cfg = t_config("");
+	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", to ? "--to" : NULL, to, NULL};
+	char *out = NULL, *err = NULL;
+	int rc = t_run(argv, &out, &err, 60000);
+
+	ck_assert_msg(rc == 0, "--migrate --to %s exited %d; stderr:\n%s", to ? to : "-", rc, err);
+	ck_assert_str_eq(out, expect);
+	unlink(cfg);
+	free(cfg);
+	free(out);
+	free(err);
 }
 
 /* Append what is readable on FD to *BUF; false at EOF. */

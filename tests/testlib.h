@@ -13,6 +13,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* What `pgjobd --migrate` prints once the schema is at the newest version
+ * (sql/006_*.sql). */
+#define T_SCHEMA_LATEST "6"
+#define T_MIGRATED "schema version " T_SCHEMA_LATEST "\n"
+
 /* Create database NAME afresh (dropping an old one) and make it the
  * default for t_connect() and for every pgjobd started afterwards. */
 void t_use_fresh_db(const char *name);
@@ -34,6 +39,10 @@ const char *t_pgjobd(void);
 char *t_write_temp(const char *suffix, const char *text);
 /* A config file with [pgjobd] database = "" (libpq env) and EXTRA appended. */
 char *t_config(const char *extra);
+
+/* `pgjobd --migrate [--to TO]` (TO may be NULL) on the current database
+ * with a config of t_config(""); fails unless it exits 0 printing EXPECT. */
+void t_migrate(const char *to, const char *expect);
 
 /* Run ARGV to completion (at most TIMEOUT_MS), capturing stdout and
  * stderr into malloc'd strings; returns the exit status (128+N when killed

@@ -1,0 +1,12 @@
+-- Undo schema version 6 (sql/006_attempt_counts.sql): the attempt counts
+-- go, and pgjobd.maintain() is version 5's again (the storage step under
+-- its old name, with the grants it kept).  Every job and attempt is kept.
+-- Run by `pgjobd --migrate --to 5` (or lower) in one transaction.
+DROP FUNCTION pgjobd.maintain(int);
+ALTER FUNCTION pgjobd._maintain_storage(int) RENAME TO maintain;
+DROP TRIGGER live_attempts_count_insert ON pgjobd.live_attempts;
+DROP TRIGGER live_attempts_count_delete ON pgjobd.live_attempts;
+DROP TRIGGER attempt_history_count_insert ON pgjobd.attempt_history;
+DROP TRIGGER attempt_history_count_delete ON pgjobd.attempt_history;
+DROP FUNCTION pgjobd._count_attempts();
+DROP TABLE pgjobd.attempt_counts;
