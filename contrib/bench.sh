@@ -30,15 +30,16 @@
 #                /bin/true at BENCH_SCALE_CONCURRENCY (16), first on an
 #                empty database, then beside SCALE=10M (default; or 1M)
 #                finished jobs with an attempt each (in pgjobd.history,
-#                spread over nine purge days, one of them due today) and a
-#                tenth as many jobs scheduled a day ahead, half of them at
-#                a higher priority than the backlog.  Reports both rates
-#                (each the better of two runs) and their ratio (limit:
-#                >= 0.9), table and index sizes
-#                before and after the drain, one retention step (the due
-#                day, a ninth of the finished jobs, dropped by
-#                pgjobd.maintain(); limit: < 1 s), the slowest query of
-#                contrib/monitoring.sql at that size (limit: < 50 ms), and
+#                spread over nine purge days from tomorrow) and a tenth as
+#                many jobs scheduled a day ahead, half of them at a higher
+#                priority than the backlog; BENCH_DRAINS (3) of each,
+#                alternating, each after a CHECKPOINT.  Reports both rates
+#                (each the best of its runs, all runs listed) and their
+#                ratio (limit: >= 0.9), table and index sizes before and
+#                after the drains, the slowest query of
+#                contrib/monitoring.sql at that size (limit: < 50 ms), one
+#                retention step (a day of a ninth as many jobs again, due
+#                today, dropped by pgjobd.maintain(); limit: < 1 s), and
 #                what the opt-in payload GIN index costs enqueue.
 #
 # The cluster keeps PostgreSQL's default durability (fsync and
