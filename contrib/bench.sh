@@ -32,7 +32,7 @@
 #                finished jobs with an attempt each (in pgjobd.history,
 #                spread over nine purge days from tomorrow) and a tenth as
 #                many jobs scheduled a day ahead, half of them at a higher
-#                priority than the backlog; BENCH_DRAINS (3) of each,
+#                priority than the backlog; BENCH_DRAINS (5) of each,
 #                alternating, each after a CHECKPOINT.  Reports both rates
 #                (each the best of its runs, all runs listed) and their
 #                ratio (limit: >= 0.9), table and index sizes before and

@@ -344,14 +344,27 @@ t_daemon_start_in(const char *const *prefix, const char *config, char *const *ex
 
 	d->config = strdup(config);
 	d->log = t_write_temp(".log", "");
+	/* EXTRA_ENV first, then the environment without the names it sets:
+	 * an extra variable overrides the inherited one of the same name. */
 	while (environ[n])
 		n++;
 	while (extra_env && extra_env[m])
 		m++;
 	env = calloc((size_t)(n + m + 1), sizeof *env);
-	memcpy(env, environ, (size_t)n * sizeof *env);
 	if (m)
-		memcpy(env + n, extra_env, (size_t)m * sizeof *env);
+		memcpy(env, extra_env, (size_t)m * sizeof *env);
+	for (int i = 0, k = m; i < n; i++) {
+		bool shadowed = false;
+
+		for (int j = 0; j < m && !shadowed; j++) {
+			const char *eq = strchr(extra_env[j], '=');
+			size_t len = eq ? (size_t)(eq - extra_env[j]) + 1 : strlen(extra_env[j]);
+
+			shadowed = strncmp(environ[i], extra_env[j], len) == 0;
+		}
+		if (!shadowed)
+			env[k++] = environ[i];
+	}
 	fd = open(d->log, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	posix_spawn_file_actions_init(&fa);
