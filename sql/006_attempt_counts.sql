@@ -10,10 +10,13 @@
 -- of finished_at and per outcome, how many attempts finished, so that the
 -- query reads at most a few hundred rows however busy the hour was.
 --
--- Kept as pgjobd.history_counts is: statement triggers on both attempt
--- tables add one delta row per statement, minute and outcome, and never
--- update in place; pgjobd.maintain() sums the deltas up (one row per
--- minute and outcome) and removes minutes older than 7 days.  A job
+-- Statement triggers on both attempt tables add one delta row per
+-- statement, minute and outcome, and never update in place (a counter row
+-- updated by every exchange would serialize the daemons on its lock).
+-- pgjobd.maintain() sums up only the minutes that have new deltas (marked
+-- by summed = false; a week of summed minutes is some 50,000 rows, which
+-- rewriting at every call would churn), and removes minutes older than 7
+-- days.  A job
 -- moving to history deletes its attempts from pgjobd.live_attempts and
 -- inserts them into pgjobd.attempt_history, and the two deltas cancel.
 -- Dropping a day of history (retention) and TRUNCATE change no count:
@@ -22,11 +25,16 @@
 CREATE TABLE pgjobd.attempt_counts (
 	minute  timestamptz NOT NULL,   -- date_trunc('minute', finished_at, 'UTC')
 	outcome text        NOT NULL,
-	n       bigint      NOT NULL
+	n       bigint      NOT NULL,
+	summed  boolean     NOT NULL DEFAULT false  -- false: a delta not yet summed up
 );
 COMMENT ON TABLE pgjobd.attempt_counts IS
 	'pgjobd: finished attempts per minute and outcome (last 7 days), for monitoring';
-CREATE INDEX attempt_counts_minute_idx ON pgjobd.attempt_counts (minute);
+-- The monitoring query's range, the upkeep's sums and its old minutes.
+CREATE INDEX attempt_counts_minute_idx ON pgjobd.attempt_counts (minute, outcome);
+-- The minutes with new deltas, however many summed ones there are.
+CREATE INDEX attempt_counts_delta_idx ON pgjobd.attempt_counts (minute, outcome)
+	WHERE NOT summed;
 
 CREATE FUNCTION pgjobd._count_attempts() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -54,8 +62,8 @@ CREATE TRIGGER attempt_history_count_delete AFTER DELETE ON pgjobd.attempt_histo
 
 -- The last 7 days of what is kept, counted once (through the
 -- finished_at indexes of both tables).
-INSERT INTO pgjobd.attempt_counts (minute, outcome, n)
-SELECT date_trunc('minute', a.finished_at, 'UTC'), a.outcome, count(*)
+INSERT INTO pgjobd.attempt_counts (minute, outcome, n, summed)
+SELECT date_trunc('minute', a.finished_at, 'UTC'), a.outcome, count(*), true
   FROM pgjobd.attempts a WHERE a.finished_at > now() - interval '7 days'
  GROUP BY 1, 2;
 
@@ -79,11 +87,21 @@ BEGIN
 	IF skipped THEN
 		RETURN;
 	END IF;
-	WITH d AS (DELETE FROM pgjobd.attempt_counts RETURNING *)
-	INSERT INTO pgjobd.attempt_counts (minute, outcome, n)
-	SELECT d.minute, d.outcome, sum(d.n) FROM d
+	-- The minutes with new deltas, each summed into one row (zeros
+	-- dropped); a delta committed meanwhile waits for the next call.
+	WITH k AS (
+		SELECT DISTINCT c.minute, c.outcome FROM pgjobd.attempt_counts c WHERE NOT c.summed
+	),
+	d AS (
+		DELETE FROM pgjobd.attempt_counts c USING k
+		 WHERE c.minute = k.minute AND c.outcome = k.outcome
+		RETURNING c.minute, c.outcome, c.n
+	)
+	INSERT INTO pgjobd.attempt_counts (minute, outcome, n, summed)
+	SELECT d.minute, d.outcome, sum(d.n), true FROM d
 	 WHERE d.minute > now() - interval '7 days'
 	 GROUP BY 1, 2 HAVING sum(d.n) <> 0;
+	DELETE FROM pgjobd.attempt_counts c WHERE c.minute <= now() - interval '7 days';
 END
 $$;
 
