@@ -39,8 +39,8 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql check_enqueue \
               check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn \
               check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl \
-              check_conninfo check_resolve check_net check_metrics check_cronspec check_schedule \
-              check_counts
+              check_conninfo check_resolve check_net check_metrics check_metrics_http \
+              check_cronspec check_schedule check_counts
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
 check_cfg_value_OBJS := cfg_value.o xmalloc.o
 check_cfg_errors_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
@@ -64,7 +64,8 @@ check_ctl_OBJS :=
 check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
 check_resolve_OBJS := resolve.o log.o xmalloc.o
 check_net_OBJS :=
-check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o
+check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o t_promtext.o
+check_metrics_http_OBJS := buf.o xmalloc.o t_promtext.o
 check_cronspec_OBJS :=
 check_schedule_OBJS :=
 check_counts_OBJS := stmts.o
