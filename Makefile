@@ -36,12 +36,17 @@ DOWN_SQL := $(sort $(wildcard sql/down/*.sql))
 STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
-TESTS      := check_cfg check_sql check_stmt check_storage check_roles check_outcome check_cli \
-              check_tail check_spawn check_daemon check_fence check_strays check_notify check_ops \
-              check_ctl check_conninfo check_resolve check_net check_metrics check_cronspec \
-              check_schedule check_counts
-check_cfg_OBJS := $(CFG_OBJS) xmalloc.o
-check_sql_OBJS :=
+TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql check_enqueue \
+              check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn \
+              check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl \
+              check_conninfo check_resolve check_net check_metrics check_metrics_http \
+              check_cronspec check_schedule check_counts
+check_cfg_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
+check_cfg_value_OBJS := cfg_value.o xmalloc.o
+check_cfg_errors_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
+check_cfg_ini_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
+check_sql_OBJS := t_sqllib.o
+check_enqueue_OBJS := t_sqllib.o
 check_stmt_OBJS := stmts.o
 check_roles_OBJS := stmts.o
 check_storage_OBJS := stmts.o
@@ -49,7 +54,8 @@ check_outcome_OBJS := outcome.o $(CFG_OBJS) xmalloc.o
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
 check_spawn_OBJS := spawn.o tail.o
-check_daemon_OBJS :=
+check_daemon_OBJS := t_daemonlib.o
+check_jobs_OBJS := t_daemonlib.o
 check_fence_OBJS :=
 check_strays_OBJS :=
 check_notify_OBJS :=
@@ -58,7 +64,8 @@ check_ctl_OBJS :=
 check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
 check_resolve_OBJS := resolve.o log.o xmalloc.o
 check_net_OBJS :=
-check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o
+check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o t_promtext.o
+check_metrics_http_OBJS := buf.o xmalloc.o t_promtext.o
 check_cronspec_OBJS :=
 check_schedule_OBJS :=
 check_counts_OBJS := stmts.o
@@ -100,7 +107,8 @@ $(B)/pgjobd: $(addprefix $(B)/,$(DAEMON_OBJS))
 $(B)/asan/pgjobd: $(addprefix $(B)/asan/,$(DAEMON_OBJS))
 	$(CC) $(SAN) -g -o $@ $^ $(PKG_LIBS)
 
-# tests/testlib.c: cluster connection and process helpers shared by suites.
+# tests/testlib.c: cluster connection and process helpers shared by suites;
+# other tests/NAME.c helpers are linked by naming t_NAME.o in check_*_OBJS.
 $(B)/t_%.o: tests/%.c | $(B) $(B)/stmts.h
 	$(CC) $(STD) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -iquote src -iquote $(B) -iquote tests -MMD -MP -c -o $@ $<
 $(B)/asan/t_%.o: tests/%.c | $(B)/asan $(B)/stmts.h
