@@ -67,10 +67,18 @@ SELECT date_trunc('minute', a.finished_at, 'UTC'), a.outcome, count(*), true
   FROM pgjobd.attempts a WHERE a.finished_at > now() - interval '7 days'
  GROUP BY 1, 2;
 
--- pgjobd.maintain() of version 5 keeps its name's grants and becomes the
--- storage step of the new one, which adds the counts' upkeep under the
--- same advisory lock (taken by the storage step; skipped when not got).
+-- pgjobd.maintain() of version 5 becomes the storage step of the new one,
+-- which adds the counts' upkeep under the same advisory lock (taken by the
+-- storage step; skipped when not got).  A private step now: it runs as
+-- the new one's caller, the owner, and nobody else may call it.
 ALTER FUNCTION pgjobd.maintain(int) RENAME TO _maintain_storage;
+ALTER FUNCTION pgjobd._maintain_storage(int) SECURITY INVOKER;
+DO $$
+BEGIN
+	EXECUTE format('REVOKE EXECUTE ON FUNCTION pgjobd._maintain_storage(int) FROM %I, %I',
+	               pgjobd._role('operator'), pgjobd._role('daemon'));
+END
+$$;
 
 -- Periodic upkeep, sent by every daemon on its poll timer (sql/stmt/
 -- maintain.sql) and callable by anyone with the right (pg_cron, psql):

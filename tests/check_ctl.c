@@ -650,13 +650,14 @@ START_TEST(test_doctor_finds_a_schema_behind_or_ahead_of_the_binary)
 	t_use_fresh_db(DB);
 	c = t_connect();
 	assert_doctor_finds(c, "schema",
-	                    "is at version 0, this pgjobd needs 5: run pgjobd ctl migrate");
+	                    "is at version 0, this pgjobd needs " T_SCHEMA_LATEST
+	                    ": run pgjobd ctl migrate");
 	PQfinish(c);
 	c = fresh_db();
 	assert_doctor_ok(c);
 	PQclear(t_exec(c, "INSERT INTO pgjobd.migrations (version, name) VALUES (99, '099_future')",
 	               NULL));
-	assert_doctor_finds(c, "schema", "version 99, newer than this pgjobd's 5");
+	assert_doctor_finds(c, "schema", "version 99, newer than this pgjobd's " T_SCHEMA_LATEST);
 	PQfinish(c);
 }
 END_TEST

@@ -878,7 +878,7 @@ START_TEST(test_version_4_redefines_version_3_adding_only_enqueued_by_and_the_ri
 	migrate_ok(NULL, "3", "schema version 3\n");
 	c = t_connect();
 	v3 = copied_definitions(c, false);
-	migrate_ok(NULL, NULL, T_MIGRATED);
+	migrate_ok(NULL, "4", "schema version 4\n");
 	v4 = copied_definitions(c, true);
 	ck_assert_msg(strstr(v4, "enqueued_by") == NULL, "not all of enqueued_by stripped:\n%s", v4);
 	expect_same(v4, v3, "004's definitions without what it adds, against 003's");
