@@ -11,149 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctllib.h"
 #include "testlib.h"
 
 #define DB "pgjobd_ctl"
-
-/* Run `pgjobd ctl -d "" ARGS...`: the connection comes from the PG*
- * environment of the throwaway cluster.  Returns the exit status; *OUT and
- * *ERR are malloc'd.  *VERB names the run in messages. */
-static int
-vctl(char **out, char **err, const char **verb, va_list ap)
-{
-	const char *argv[32] = {t_pgjobd(), "ctl", "-d", ""};
-	int n = 4;
-
-	while ((argv[n] = va_arg(ap, const char *)) != NULL) {
-		n++;
-		ck_assert_int_lt(n, 31);
-	}
-	*verb = argv[4];
-	return t_run(argv, out, err, 30000);
-}
-
-/* ARGS: NULL-terminated. */
-static int
-ctl(char **out, char **err, ...)
-{
-	const char *verb;
-	va_list ap;
-	int rc;
-
-	va_start(ap, err);
-	rc = vctl(out, err, &verb, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* Like ctl(), but the exit status must be WANT_RC; returns stdout. */
-static char *
-ctl_ok(int want_rc, ...)
-{
-	const char *verb;
-	char *out, *err;
-	va_list ap;
-	int rc;
-
-	va_start(ap, want_rc);
-	rc = vctl(&out, &err, &verb, ap);
-	va_end(ap);
-	ck_assert_msg(rc == want_rc, "ctl %s...: exit %d, want %d\nstdout: %s\nstderr: %s",
-	              verb ? verb : "", rc, want_rc, out, err);
-	free(err);
-	return out;
-}
-
-/* ERR is exactly one line "pgjobd ctl: ..." containing NEEDLE. */
-static void
-assert_one_line(const char *err, const char *needle)
-{
-	size_t n = strlen(err);
-
-	ck_assert_msg(n > 0 && err[n - 1] == '\n' && strchr(err, '\n') == err + n - 1,
-	              "not one line: [%s]", err);
-	ck_assert_msg(!strncmp(err, "pgjobd ctl: ", 12), "no prefix: %s", err);
-	ck_assert_msg(strstr(err, needle) != NULL, "no \"%s\" in: %s", needle, err);
-}
-
-/* ARGS must fail with exit status WANT_RC, nothing on stdout and one line
- * on stderr containing NEEDLE. */
-static void
-ctl_fails(int want_rc, const char *needle, ...)
-{
-	const char *verb;
-	char *out, *err;
-	va_list ap;
-	int rc;
-
-	va_start(ap, needle);
-	rc = vctl(&out, &err, &verb, ap);
-	va_end(ap);
-	ck_assert_msg(rc == want_rc, "ctl %s...: exit %d, want %d\nstderr: %s", verb ? verb : "",
-	              rc, want_rc, err);
-	assert_one_line(err, needle);
-	ck_assert_str_eq(out, "");
-	free(out);
-	free(err);
-}
-
-static void
-assert_has(const char *text, const char *needle)
-{
-	ck_assert_msg(strstr(text, needle) != NULL, "no \"%s\" in:\n%s", needle, text);
-}
-
-/* A fresh database with the schema, installed the daemon's way. */
-static PGconn *
-fresh_db(void)
-{
-	char *cfg = t_config(""), *out, *err;
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-
-	t_use_fresh_db(DB);
-	ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-	free(out);
-	free(err);
-	unlink(cfg);
-	free(cfg);
-	return t_connect();
-}
-
-/* An SQL answer about a JSON document DOC (parameter $1). */
-static char *
-json_q(PGconn *c, const char *doc, const char *sql)
-{
-	return t_str(c, sql, doc, NULL);
-}
-
-static void
-assert_json(PGconn *c, const char *doc, const char *sql, const char *want)
-{
-	char *got = json_q(c, doc, sql);
-
-	ck_assert_msg(got && !strcmp(got, want), "%s on %s: got %s, want %s", sql, doc,
-	              got ? got : "NULL", want);
-	free(got);
-}
-
-/* ARGS must succeed and print a JSON document on which SQL ($1) answers
- * WANT. */
-static void
-ctl_json(PGconn *c, const char *sql, const char *want, ...)
-{
-	const char *verb;
-	char *out, *err;
-	va_list ap;
-	int rc;
-
-	va_start(ap, want);
-	rc = vctl(&out, &err, &verb, ap);
-	va_end(ap);
-	ck_assert_msg(rc == 0, "ctl %s...: exit %d\nstderr: %s", verb ? verb : "", rc, err);
-	assert_json(c, out, sql, want);
-	free(out);
-	free(err);
-}
 
 /* The ids of a `jobs --json` document, in order. */
 #define JOB_IDS                                                                                    \
@@ -183,7 +44,7 @@ END_TEST
 
 START_TEST(test_status_shows_workers_and_queues_aligned_and_as_json)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 	char *out, *line, *host;
 
 	PQclear(
@@ -243,7 +104,7 @@ END_TEST
 
 START_TEST(test_jobs_filters_by_queue_type_and_state_newest_first)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 	char *out, *four, *three;
 
 	PQclear(t_exec(c,
@@ -304,7 +165,7 @@ END_TEST
 
 START_TEST(test_show_prints_the_job_and_its_attempts_with_their_errors)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 	char *out;
 
 	PQclear(t_exec(c,
@@ -355,7 +216,7 @@ END_TEST
 
 START_TEST(test_missing_and_malformed_job_ids_are_one_line_errors)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 
 	ctl_fails(1, "no job 999", "show", "999", NULL);
 	ctl_fails(64, "not a job id: abc", "show", "abc", NULL);
@@ -367,7 +228,7 @@ END_TEST
 
 START_TEST(test_enqueue_passes_every_option_to_the_sql_api)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 	char *out, *id;
 
 	out = ctl_ok(0, "enqueue", "resize", "{\"f\": 1}", "--queue", "img", "--priority", "-3",
@@ -430,7 +291,7 @@ END_TEST
 
 START_TEST(test_refused_enqueue_is_one_line_and_exit_1_and_writes_nothing)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 
 	ctl_fails(1, "pgjobd.enqueue: max_attempts must be at least 1", "enqueue", "t",
 	          "--max-attempts", "0", NULL);
@@ -448,7 +309,7 @@ END_TEST
 
 START_TEST(test_cancel_and_retry_say_whether_it_happened)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 	char *out, *err;
 
 	PQclear(t_exec(c, "SELECT pgjobd.enqueue('t')", NULL));
@@ -555,7 +416,7 @@ END_TEST
 
 START_TEST(test_config_file_gives_the_database_and_bad_config_exits_78)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 	char *good = t_config("queues = default\n");
 	char *bad = t_config("concurrency = lots\n");
 	char *out, *err, *want;
@@ -653,7 +514,7 @@ START_TEST(test_doctor_finds_a_schema_behind_or_ahead_of_the_binary)
 	                    "is at version 0, this pgjobd needs " T_SCHEMA_LATEST
 	                    ": run pgjobd ctl migrate");
 	PQfinish(c);
-	c = fresh_db();
+	c = ctl_fresh_db(DB);
 	assert_doctor_ok(c);
 	PQclear(t_exec(c, "INSERT INTO pgjobd.migrations (version, name) VALUES (99, '099_future')",
 	               NULL));
@@ -664,7 +525,7 @@ END_TEST
 
 START_TEST(test_doctor_finds_stale_workers)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 
 	PQclear(t_exec(c,
 	               "INSERT INTO pgjobd.workers (name, host, pid, concurrency, last_seen)"
@@ -688,7 +549,7 @@ END_TEST
 
 START_TEST(test_doctor_finds_ready_jobs_no_live_worker_maps)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 
 	/* Scheduled for later: not a finding yet. */
 	PQclear(
@@ -719,7 +580,7 @@ END_TEST
 
 START_TEST(test_doctor_finds_jobs_dead_in_the_last_hour)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 
 	PQclear(t_exec(c, "SELECT pgjobd.enqueue('img'), pgjobd.enqueue('img')", NULL));
 	PQclear(
@@ -750,7 +611,7 @@ END_TEST
  * read: its queues and the types it maps. */
 START_TEST(test_doctor_and_status_see_a_running_daemon)
 {
-	PGconn *c = fresh_db();
+	PGconn *c = ctl_fresh_db(DB);
 	char *cfg = t_config("queues = default\nheartbeat = 1s\nlease = 5s\n"
 	                     "[handler.echo]\ncommand = /bin/cat\n");
 	struct t_daemon *d = t_daemon_start(cfg, NULL);
