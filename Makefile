@@ -29,7 +29,7 @@ CFG_OBJS := cfg.o cfg_ini.o cfg_field.o cfg_value.o
 DAEMON_OBJS := main.o log.o xmalloc.o buf.o $(CFG_OBJS) migrate.o migrations.o downgrades.o \
                stmts.o db.o conninfo.o resolve.o \
                daemon.o daemon_jobs.o job.o outcome.o exchange.o heartbeat.o rescue.o schedule.o wake.o \
-               strays.o maintain.o sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_out.o \
+               strays.o maintain.o sdnotify.o spawn.o tail.o ctl.o ctl_verbs.o ctl_doctor.o ctl_admin.o ctl_out.o \
                metrics.o metrics_http.o
 SQL := $(sort $(wildcard sql/*.sql))
 DOWN_SQL := $(sort $(wildcard sql/down/*.sql))
@@ -38,7 +38,7 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql check_enqueue \
               check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn \
-              check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl \
+              check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl check_ctl_admin \
               check_conninfo check_resolve check_net check_metrics check_metrics_http \
               check_cronspec check_schedule check_counts
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
@@ -61,6 +61,7 @@ check_strays_OBJS :=
 check_notify_OBJS :=
 check_ops_OBJS := $(CFG_OBJS) xmalloc.o
 check_ctl_OBJS := t_ctllib.o
+check_ctl_admin_OBJS := t_ctllib.o
 check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
 check_resolve_OBJS := resolve.o log.o xmalloc.o
 check_net_OBJS :=

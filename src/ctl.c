@@ -51,6 +51,9 @@ static const struct option longopts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"stale", required_argument, NULL, OPT_STALE},
     {"since", required_argument, NULL, OPT_SINCE},
+    {"tz", required_argument, NULL, OPT_TZ},
+    {"missed", required_argument, NULL, OPT_MISSED},
+    {"overlap", required_argument, NULL, OPT_OVERLAP},
     {NULL, 0, NULL, 0},
 };
 
@@ -92,6 +95,16 @@ usage(FILE *f)
 	      "  migrate                              install or upgrade the SQL schema\n"
 	      "  doctor [--stale DURATION] [--since DURATION]\n"
 	      "                                       what needs attention; exit 1 if anything\n"
+	      "  schedules                            every schedule and its last run\n"
+	      "  schedule NAME CRON TYPE [PAYLOAD|-] [--queue Q] [--tz ZONE] [--priority N]\n"
+	      "          [--max-attempts N] [--timeout DURATION] [--missed skip|once|all]\n"
+	      "          [--overlap allow|skip]  create or replace a schedule\n"
+	      "  unschedule NAME                      remove a schedule\n"
+	      "  enable NAME                          resume a disabled schedule\n"
+	      "  disable NAME                         pause a schedule\n"
+	      "  retention [STATE KEEP]               how long finished jobs are kept; set\n"
+	      "                                       one state's (KEEP: an interval, '14 days')\n"
+	      "  maintain                             run the periodic upkeep once\n"
 	      "  -c, --config FILE        the database = of FILE; without -c or -d:\n"
 	      "                           " CFG_DEFAULT_PATH " if readable, else PG*\n"
 	      "  -d, --database CONNINFO  a libpq connection string or URI\n"
@@ -168,6 +181,24 @@ ctl_print_json(struct buf *b)
 	*b = (struct buf){0};
 }
 
+/* The whole of stdin (malloc'd), or NULL after printing why. */
+char *
+ctl_read_stdin(void)
+{
+	struct buf b = {0};
+	char chunk[8192];
+	size_t n;
+
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+		buf_add(&b, chunk, n);
+	if (ferror(stdin)) {
+		ctl_errx("reading the payload from stdin: %s", strerror(errno));
+		free(b.p);
+		return NULL;
+	}
+	return buf_take(&b);
+}
+
 /* A job id: a positive integer, or a usage error. */
 bool
 ctl_parse_id(const char *s, long long *id)
@@ -215,6 +246,15 @@ static const struct verb verbs[] = {
     {"retry", ctl_verb_retry, 1, 1, ""},            /* ID */
     {"migrate", ctl_verb_migrate, 0, 0, ""},
     {"doctor", ctl_verb_doctor, 0, 0, "SW"}, /* --stale --since */
+    {"schedules", ctl_verb_schedules, 0, 0, ""},
+    /* NAME CRON TYPE [PAYLOAD|-] --queue --tz --priority --max-attempts
+     * --timeout --missed --overlap */
+    {"schedule", ctl_verb_schedule, 3, 4, "qzpmTMO"},
+    {"unschedule", ctl_verb_unschedule, 1, 1, ""}, /* NAME */
+    {"enable", ctl_verb_enable, 1, 1, ""},         /* NAME */
+    {"disable", ctl_verb_disable, 1, 1, ""},       /* NAME */
+    {"retention", ctl_verb_retention, 0, 2, ""},   /* [STATE KEEP] */
+    {"maintain", ctl_verb_maintain, 0, 0, ""},
 };
 
 /*

@@ -3,7 +3,7 @@
  *
  * ctl.c parses the command line into a struct ctl, connects, and calls the
  * verb's function from its verbs[] table; the verbs (ctl_verbs.c,
- * ctl_doctor.c) run their sql/stmt/ctl_*.sql statements through
+ * ctl_doctor.c, ctl_admin.c) run their sql/stmt/ctl_*.sql statements through
  * ctl_query() and print with ctl_out.  A new verb is a function here, a
  * row in verbs[] and its statements.
  */
@@ -39,6 +39,9 @@ enum ctl_opt {
 	OPT_TIMEOUT = 'T',
 	OPT_STALE = 'S',
 	OPT_SINCE = 'W',
+	OPT_TZ = 'z',
+	OPT_MISSED = 'M',
+	OPT_OVERLAP = 'O',
 };
 
 struct ctl {
@@ -63,6 +66,9 @@ const char *ctl_value(const PGresult *res, int row, const char *name);
 /* Print B and a newline on stdout; B is emptied. */
 void ctl_print_json(struct buf *b);
 
+/* The whole of stdin (malloc'd), or NULL after saying why. */
+char *ctl_read_stdin(void);
+
 /* A job id: a positive integer. */
 bool ctl_parse_id(const char *s, long long *id);
 /* Option NAME's integer S in [MIN, MAX] into OUT as text; returns 0, or
@@ -82,5 +88,12 @@ int ctl_verb_cancel(struct ctl *c, char **args);
 int ctl_verb_retry(struct ctl *c, char **args);
 int ctl_verb_migrate(struct ctl *c, char **args);
 int ctl_verb_doctor(struct ctl *c, char **args);
+int ctl_verb_schedules(struct ctl *c, char **args);
+int ctl_verb_schedule(struct ctl *c, char **args);
+int ctl_verb_unschedule(struct ctl *c, char **args);
+int ctl_verb_enable(struct ctl *c, char **args);
+int ctl_verb_disable(struct ctl *c, char **args);
+int ctl_verb_retention(struct ctl *c, char **args);
+int ctl_verb_maintain(struct ctl *c, char **args);
 
 #endif

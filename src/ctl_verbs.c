@@ -3,7 +3,6 @@
  * one read of its relations: status, jobs, show, enqueue, cancel, retry,
  * migrate.  doctor has a file of its own (ctl_doctor.c).
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,24 +121,6 @@ ctl_verb_show(struct ctl *c, char **args)
 	return CTL_OK;
 }
 
-/* The whole of stdin (malloc'd), or NULL after printing why. */
-static char *
-read_stdin(void)
-{
-	struct buf b = {0};
-	char chunk[8192];
-	size_t n;
-
-	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
-		buf_add(&b, chunk, n);
-	if (ferror(stdin)) {
-		ctl_errx("reading the payload from stdin: %s", strerror(errno));
-		free(b.p);
-		return NULL;
-	}
-	return buf_take(&b);
-}
-
 int
 ctl_verb_enqueue(struct ctl *c, char **args)
 {
@@ -166,7 +147,7 @@ ctl_verb_enqueue(struct ctl *c, char **args)
 		snprintf(timeout, sizeof timeout, "%" PRId64, ms);
 	if (rc)
 		return rc;
-	if (args[1] && !strcmp(args[1], "-") && !(payload = read_stdin()))
+	if (args[1] && !strcmp(args[1], "-") && !(payload = ctl_read_stdin()))
 		return CTL_FAIL;
 
 	params[0] = args[0];
