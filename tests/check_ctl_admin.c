@@ -20,9 +20,9 @@ def(PGconn *c, const char *name, const char *column)
 {
 	char *sql, *v;
 
-	ck_assert_int_ne(asprintf(&sql, "SELECT %s::text FROM pgjobd.schedule_defs WHERE name = $1",
-	                          column),
-	                 -1);
+	ck_assert_int_ne(
+	    asprintf(&sql, "SELECT %s::text FROM pgjobd.schedule_defs WHERE name = $1", column),
+	    -1);
 	v = t_str(c, sql, name, NULL);
 	free(sql);
 	return v;
@@ -77,6 +77,19 @@ START_TEST(test_schedule_creates_with_every_option_and_replaces)
 	assert_def(c, "nightly", "coalesce(max_attempts::text, 'none')", "none");
 	assert_def(c, "nightly", "missed", "once");
 	assert_def(c, "nightly", "overlap", "allow");
+
+	/* "-": the payload from stdin, as for enqueue. */
+	{
+		char *err;
+		const char *argv[] = {"/bin/sh", "-c",
+		                      "printf '{\"from\": \"stdin\"}' | \"$0\" ctl -d '' "
+		                      "schedule piped '0 * * * *' t -",
+		                      t_pgjobd(), NULL};
+		ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
+		free(out);
+		free(err);
+	}
+	assert_def(c, "piped", "payload", "{\"from\": \"stdin\"}");
 	PQfinish(c);
 }
 END_TEST
@@ -103,12 +116,12 @@ START_TEST(test_schedules_lists_every_schedule_as_table_and_json)
 	assert_has(out, "30 4 * * *");
 	free(out);
 
-	ctl_json(c,
-	         "SELECT string_agg(s->>'name' || ':' || (s->>'queue') || ':' || (s->>'type') || ':' "
-	         "|| (s->'enabled')::text || ':' || coalesce(s->>'last_run', '-'), ',' ORDER BY o) "
-	         "FROM jsonb_array_elements($1::jsonb->'schedules') WITH ORDINALITY AS x(s, o)",
-	         "a-daily:default:report:true:-,b-hourly:q2:tick:false:-", "--json", "schedules",
-	         NULL);
+	ctl_json(
+	    c,
+	    "SELECT string_agg(s->>'name' || ':' || (s->>'queue') || ':' || (s->>'type') || ':' "
+	    "|| (s->'enabled')::text || ':' || coalesce(s->>'last_run', '-'), ',' ORDER BY o) "
+	    "FROM jsonb_array_elements($1::jsonb->'schedules') WITH ORDINALITY AS x(s, o)",
+	    "a-daily:default:report:true:-,b-hourly:q2:tick:false:-", "--json", "schedules", NULL);
 	ctl_json(c,
 	         "SELECT ((s->>'next_run')::timestamptz = d.next_run AND s->>'cron' = d.cron "
 	         "AND s->>'time_zone' = d.time_zone)::text FROM "
@@ -191,15 +204,17 @@ START_TEST(test_retention_shows_and_sets_each_state)
 	ctl_json(c,
 	         "SELECT string_agg((r->>'state') || '=' || (r->>'keep'), ',' ORDER BY o) FROM "
 	         "jsonb_array_elements($1::jsonb->'retention') WITH ORDINALITY AS x(r, o)",
-	         "done=7 days,dead=30 days,cancelled=30 days,expired=30 days", "--json", "retention",
-	         NULL);
+	         "done=7 days,dead=30 days,cancelled=30 days,expired=30 days", "--json",
+	         "retention", NULL);
 
 	out = ctl_ok(0, "retention", "done", "14 days", NULL);
 	assert_has(out, "done");
 	assert_has(out, "14 days");
 	free(out);
-	ctl_json(c, "SELECT $1::jsonb::text", "{\"retention\": [{\"keep\": \"36:00:00\", "
-	         "\"state\": \"dead\"}]}", "--json", "retention", "dead", "36 hours", NULL);
+	ctl_json(c, "SELECT $1::jsonb::text",
+	         "{\"retention\": [{\"keep\": \"36:00:00\", "
+	         "\"state\": \"dead\"}]}",
+	         "--json", "retention", "dead", "36 hours", NULL);
 	{
 		char *got = t_str(c, RETENTION, NULL);
 		ck_assert_str_eq(got, "cancelled=30 days,dead=36:00:00,done=14 days,"
@@ -217,8 +232,7 @@ START_TEST(test_refused_retention_is_the_functions_message_and_writes_nothing)
 
 	ctl_fails(1, "pgjobd.set_retention: state", "retention", "running", "1 day", NULL);
 	ctl_fails(1, "pgjobd.set_retention: keep", "retention", "done", "5000 days", NULL);
-	ctl_fails(1, "pgjobd.set_retention: keep", "retention", "done", "--", "-1 day",
-	          NULL);
+	ctl_fails(1, "pgjobd.set_retention: keep", "retention", "done", "--", "-1 day", NULL);
 	ctl_fails(1, "invalid input syntax for type interval", "retention", "done", "fortnight",
 	          NULL);
 	after = t_str(c, RETENTION, NULL);
@@ -235,14 +249,14 @@ START_TEST(test_maintain_runs_once_and_prints_its_counts)
 	char *out;
 
 	/* Two scheduled jobs whose time has come: maintain promotes them. */
-	PQclear(t_exec(c, "SELECT pgjobd.enqueue('t', run_at => now() + interval '1 hour') "
-	                  "FROM generate_series(1, 2)",
+	PQclear(t_exec(c,
+	               "SELECT pgjobd.enqueue('t', run_at => now() + interval '1 hour') "
+	               "FROM generate_series(1, 2)",
 	               NULL));
 	PQclear(t_exec(c, "UPDATE pgjobd.live SET run_at = now() - interval '1 second'", NULL));
 	/* pgjobd.jobs shows a due row as ready already: read the table. */
-	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.live WHERE state = 'scheduled'",
-	                       NULL),
-	                 2);
+	ck_assert_int_eq(
+	    t_int(c, "SELECT count(*) FROM pgjobd.live WHERE state = 'scheduled'", NULL), 2);
 	out = ctl_ok(0, "maintain", NULL);
 	assert_has(out, "promoted  2\n");
 	assert_has(out, "expired   0\n");
@@ -252,11 +266,12 @@ START_TEST(test_maintain_runs_once_and_prints_its_counts)
 	free(out);
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.live WHERE state = 'ready'", NULL),
 	                 2);
-	ctl_json(c,
-	         "SELECT ($1::jsonb->'promoted')::text || ',' || ($1::jsonb->'expired')::text || ','"
-	         " || jsonb_typeof($1::jsonb->'created') || ',' || jsonb_typeof($1::jsonb->'dropped')"
-	         " || ',' || ($1::jsonb->'skipped')::text",
-	         "0,0,number,number,false", "--json", "maintain", NULL);
+	ctl_json(
+	    c,
+	    "SELECT ($1::jsonb->'promoted')::text || ',' || ($1::jsonb->'expired')::text || ','"
+	    " || jsonb_typeof($1::jsonb->'created') || ',' || jsonb_typeof($1::jsonb->'dropped')"
+	    " || ',' || ($1::jsonb->'skipped')::text",
+	    "0,0,number,number,false", "--json", "maintain", NULL);
 	PQfinish(c);
 }
 END_TEST
@@ -268,8 +283,8 @@ START_TEST(test_usage_errors_of_the_admin_verbs_exit_64)
 	          "x", NULL);
 	ctl_fails(64, "schedule does not take --key", "schedule", "n", "0 * * * *", "t", "--key",
 	          "k", NULL);
-	ctl_fails(64, "--priority: not an integer", "schedule", "n", "0 * * * *", "t",
-	          "--priority", "high", NULL);
+	ctl_fails(64, "--priority: not an integer", "schedule", "n", "0 * * * *", "t", "--priority",
+	          "high", NULL);
 	ctl_fails(64, "--timeout", "schedule", "n", "0 * * * *", "t", "--timeout", "soon", NULL);
 	ctl_fails(64, "schedules: unexpected argument: x", "schedules", "x", NULL);
 	ctl_fails(64, "schedules does not take --tz", "schedules", "--tz", "UTC", NULL);
@@ -277,8 +292,7 @@ START_TEST(test_usage_errors_of_the_admin_verbs_exit_64)
 	ctl_fails(64, "enable: unexpected argument: b", "enable", "a", "b", NULL);
 	ctl_fails(64, "disable: missing argument", "disable", NULL);
 	ctl_fails(64, "retention: STATE needs KEEP", "retention", "done", NULL);
-	ctl_fails(64, "retention: unexpected argument: x", "retention", "done", "1 day", "x",
-	          NULL);
+	ctl_fails(64, "retention: unexpected argument: x", "retention", "done", "1 day", "x", NULL);
 	ctl_fails(64, "maintain: unexpected argument: now", "maintain", "now", NULL);
 	ctl_fails(64, "enqueue does not take --tz", "enqueue", "t", "--tz", "UTC", NULL);
 	{
