@@ -105,6 +105,9 @@ usage(FILE *f)
 	      "  retention [STATE KEEP]               how long finished jobs are kept; set\n"
 	      "                                       one state's (KEEP: an interval, '14 days')\n"
 	      "  maintain                             run the periodic upkeep once\n"
+	      "  grants                               which roles may enqueue which types\n"
+	      "  grant ROLE TYPE                      let ROLE enqueue TYPE (*: every type)\n"
+	      "  revoke ROLE TYPE                     take that back\n"
 	      "  -c, --config FILE        the database = of FILE; without -c or -d:\n"
 	      "                           " CFG_DEFAULT_PATH " if readable, else PG*\n"
 	      "  -d, --database CONNINFO  a libpq connection string or URI\n"
@@ -255,6 +258,9 @@ static const struct verb verbs[] = {
     {"disable", ctl_verb_disable, 1, 1, ""},       /* NAME */
     {"retention", ctl_verb_retention, 0, 2, ""},   /* [STATE KEEP] */
     {"maintain", ctl_verb_maintain, 0, 0, ""},
+    {"grants", ctl_verb_grants, 0, 0, ""},
+    {"grant", ctl_verb_grant, 2, 2, ""},   /* ROLE TYPE */
+    {"revoke", ctl_verb_revoke, 2, 2, ""}, /* ROLE TYPE */
 };
 
 /*

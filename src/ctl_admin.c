@@ -1,8 +1,9 @@
 /*
  * ctl_admin: the verbs of `pgjobd ctl` over the SQL API's administration
  * functions, each one call of it: schedules, schedule, unschedule, enable,
- * disable (sql/005_schedules.sql), retention (sql/003_storage.sql) and
- * maintain (sql/006_attempt_counts.sql).  The functions validate every
+ * disable (sql/005_schedules.sql), retention (sql/003_storage.sql),
+ * maintain (sql/006_attempt_counts.sql), grants, grant and revoke
+ * (sql/004_roles.sql).  The functions validate every
  * argument themselves; ctl only shapes the command line into their
  * parameters and prints what they answer.
  */
@@ -43,17 +44,24 @@ print_row(struct ctl *c, const PGresult *res)
 	}
 }
 
-int
-ctl_verb_schedules(struct ctl *c, char **args)
+/* A verb that prints the rows of STMT (no parameters) under KEY. */
+static int
+list_verb(struct ctl *c, const char *stmt, const char *key)
 {
 	PGresult *res;
 
-	(void)args;
-	if (!(res = ctl_query(c, stmt_ctl_schedules, 0, NULL)))
+	if (!(res = ctl_query(c, stmt, 0, NULL)))
 		return CTL_FAIL;
-	print_rows(c, res, "schedules");
+	print_rows(c, res, key);
 	PQclear(res);
 	return CTL_OK;
+}
+
+int
+ctl_verb_schedules(struct ctl *c, char **args)
+{
+	(void)args;
+	return list_verb(c, stmt_ctl_schedules, "schedules");
 }
 
 int
@@ -189,4 +197,56 @@ ctl_verb_maintain(struct ctl *c, char **args)
 	print_row(c, res);
 	PQclear(res);
 	return CTL_OK;
+}
+
+int
+ctl_verb_grants(struct ctl *c, char **args)
+{
+	(void)args;
+	return list_verb(c, stmt_ctl_grants, "grants");
+}
+
+/* grant ROLE TYPE: done whether or not the right was there before (said
+ * so); revoke ROLE TYPE: not done when there was no such right. */
+static int
+change_grant(struct ctl *c, char **args, bool grant)
+{
+	const char *params[] = {args[0], args[1]};
+	PGresult *res;
+	bool done;
+
+	if (!(res = ctl_query(c, grant ? stmt_ctl_grant : stmt_ctl_revoke, 2, params)))
+		return CTL_FAIL;
+	done = ctl_value(res, 0, "done") && *ctl_value(res, 0, "done") == 't';
+	PQclear(res);
+	if (c->json) {
+		struct buf b = {0};
+		buf_add(&b, "{\"role\":", 8);
+		buf_json_string(&b, args[0]);
+		buf_add(&b, ",\"type\":", 8);
+		buf_json_string(&b, args[1]);
+		buf_printf(&b, ",\"%s\":%s}", grant ? "granted" : "revoked", done ? "true" : "false");
+		ctl_print_json(&b);
+	} else if (grant) {
+		printf("%s may enqueue %s%s\n", args[0], args[1], done ? "" : " (already)");
+	} else if (done) {
+		printf("%s may no longer enqueue %s\n", args[0], args[1]);
+	}
+	if (!grant && !done) {
+		ctl_errx("no grant of %s to %s", args[1], args[0]);
+		return CTL_FAIL;
+	}
+	return CTL_OK;
+}
+
+int
+ctl_verb_grant(struct ctl *c, char **args)
+{
+	return change_grant(c, args, true);
+}
+
+int
+ctl_verb_revoke(struct ctl *c, char **args)
+{
+	return change_grant(c, args, false);
 }

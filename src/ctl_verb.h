@@ -95,5 +95,8 @@ int ctl_verb_enable(struct ctl *c, char **args);
 int ctl_verb_disable(struct ctl *c, char **args);
 int ctl_verb_retention(struct ctl *c, char **args);
 int ctl_verb_maintain(struct ctl *c, char **args);
+int ctl_verb_grants(struct ctl *c, char **args);
+int ctl_verb_grant(struct ctl *c, char **args);
+int ctl_verb_revoke(struct ctl *c, char **args);
 
 #endif

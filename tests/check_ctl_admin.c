@@ -276,6 +276,48 @@ START_TEST(test_maintain_runs_once_and_prints_its_counts)
 }
 END_TEST
 
+START_TEST(test_grant_revoke_and_grants_keep_the_enqueue_rights)
+{
+	PGconn *c = ctl_fresh_db(DB);
+	char *out;
+
+	PQclear(t_exec(c, "DROP ROLE IF EXISTS t_ctl_app", NULL));
+	PQclear(t_exec(c, "CREATE ROLE t_ctl_app NOLOGIN", NULL));
+	out = ctl_ok(0, "grants", NULL);
+	assert_has(out, "(none)");
+	free(out);
+	out = ctl_ok(0, "grant", "t_ctl_app", "resize", NULL);
+	ck_assert_str_eq(out, "t_ctl_app may enqueue resize\n");
+	free(out);
+	out = ctl_ok(0, "grant", "t_ctl_app", "resize", NULL);
+	ck_assert_str_eq(out, "t_ctl_app may enqueue resize (already)\n");
+	free(out);
+	ctl_json(c, "SELECT $1::jsonb::text",
+	         "{\"role\": \"t_ctl_app\", \"type\": \"*\", \"granted\": true}", "--json",
+	         "grant", "t_ctl_app", "*", NULL);
+	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.enqueue_grants "
+	                          "WHERE grantee = 't_ctl_app'::regrole", NULL), 2);
+	out = ctl_ok(0, "grants", NULL);
+	assert_has(out, "t_ctl_app");
+	assert_has(out, "resize");
+	free(out);
+	ctl_json(c, "SELECT string_agg(g->>'role' || ':' || (g->>'type'), ',' ORDER BY g->>'type') "
+	            "FROM jsonb_array_elements($1::jsonb->'grants') g",
+	         "t_ctl_app:*,t_ctl_app:resize", "--json", "grants", NULL);
+	out = ctl_ok(0, "revoke", "t_ctl_app", "resize", NULL);
+	ck_assert_str_eq(out, "t_ctl_app may no longer enqueue resize\n");
+	free(out);
+	ctl_fails(1, "no grant of resize to t_ctl_app", "revoke", "t_ctl_app", "resize", NULL);
+	/* Refused by pgjobd.grant_enqueue itself, nothing written. */
+	ctl_fails(1, "must name an existing role", "grant", "t_no_such_role", "resize", NULL);
+	ctl_fails(1, "must be 1-128 characters", "grant", "t_ctl_app", "bad type", NULL);
+	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.enqueue_grants", NULL), 1);
+	ctl_fails(64, "grant: missing argument", "grant", "t_ctl_app", NULL);
+	ctl_fails(64, "revoke: unexpected argument: b", "revoke", "t_ctl_app", "a", "b", NULL);
+	PQfinish(c);
+}
+END_TEST
+
 START_TEST(test_usage_errors_of_the_admin_verbs_exit_64)
 {
 	ctl_fails(64, "schedule: missing argument", "schedule", "n", "0 * * * *", NULL);
@@ -324,6 +366,7 @@ main(void)
 	tcase_add_test(tc, test_retention_shows_and_sets_each_state);
 	tcase_add_test(tc, test_refused_retention_is_the_functions_message_and_writes_nothing);
 	tcase_add_test(tc, test_maintain_runs_once_and_prints_its_counts);
+	tcase_add_test(tc, test_grant_revoke_and_grants_keep_the_enqueue_rights);
 	tcase_add_test(tc, test_usage_errors_of_the_admin_verbs_exit_64);
 	suite_add_tcase(s, tc);
 	return t_run_suite(s);
