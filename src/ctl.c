@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -200,6 +201,40 @@ ctl_read_stdin(void)
 		return NULL;
 	}
 	return buf_take(&b);
+}
+
+const char *
+ctl_payload(const char *arg, char **owned)
+{
+	*owned = NULL;
+	if (arg && !strcmp(arg, "-"))
+		return *owned = ctl_read_stdin();
+	return arg ? arg : "{}";
+}
+
+int
+ctl_parse_limits(struct ctl *c, struct ctl_limits *l)
+{
+	int64_t ms;
+	int rc = 0;
+
+	snprintf(l->priority_buf, sizeof l->priority_buf, "0");
+	l->priority = l->priority_buf;
+	l->max_attempts = l->timeout = NULL;
+	if (c->opt[OPT_PRIORITY])
+		rc = ctl_parse_int("--priority", c->opt[OPT_PRIORITY], INT32_MIN, INT32_MAX,
+		                   l->priority_buf, sizeof l->priority_buf);
+	/* Any integer: the SQL functions refuse what is below 1 themselves. */
+	if (!rc && c->opt[OPT_MAX_ATTEMPTS] &&
+	    !(rc = ctl_parse_int("--max-attempts", c->opt[OPT_MAX_ATTEMPTS], INT32_MIN, INT32_MAX,
+	                         l->max_attempts_buf, sizeof l->max_attempts_buf)))
+		l->max_attempts = l->max_attempts_buf;
+	if (!rc && c->opt[OPT_TIMEOUT] &&
+	    !(rc = ctl_parse_duration("--timeout", c->opt[OPT_TIMEOUT], &ms))) {
+		snprintf(l->timeout_buf, sizeof l->timeout_buf, "%" PRId64, ms);
+		l->timeout = l->timeout_buf;
+	}
+	return rc;
 }
 
 /* A job id: a positive integer, or a usage error. */

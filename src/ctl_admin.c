@@ -67,37 +67,25 @@ ctl_verb_schedules(struct ctl *c, char **args)
 int
 ctl_verb_schedule(struct ctl *c, char **args)
 {
-	char priority[32] = "0", max_attempts[32], timeout[32];
+	struct ctl_limits lim;
 	const char *params[11];
-	char *payload = NULL;
+	char *payload;
 	PGresult *res;
-	int64_t ms;
-	int rc = 0;
+	int rc;
 
-	if (c->opt[OPT_PRIORITY])
-		rc = ctl_parse_int("--priority", c->opt[OPT_PRIORITY], INT32_MIN, INT32_MAX,
-		                   priority, sizeof priority);
-	/* Any integer: pgjobd.schedule refuses what is below 1 itself. */
-	if (!rc && c->opt[OPT_MAX_ATTEMPTS])
-		rc = ctl_parse_int("--max-attempts", c->opt[OPT_MAX_ATTEMPTS], INT32_MIN, INT32_MAX,
-		                   max_attempts, sizeof max_attempts);
-	if (!rc && c->opt[OPT_TIMEOUT] &&
-	    !(rc = ctl_parse_duration("--timeout", c->opt[OPT_TIMEOUT], &ms)))
-		snprintf(timeout, sizeof timeout, "%" PRId64, ms);
-	if (rc)
+	if ((rc = ctl_parse_limits(c, &lim)))
 		return rc;
-	if (args[3] && !strcmp(args[3], "-") && !(payload = ctl_read_stdin()))
+	if (!(params[3] = ctl_payload(args[3], &payload)))
 		return CTL_FAIL;
 
 	params[0] = args[0];
 	params[1] = args[1];
 	params[2] = args[2];
-	params[3] = payload ? payload : args[3] ? args[3] : "{}";
 	params[4] = c->opt[OPT_QUEUE] ? c->opt[OPT_QUEUE] : "default";
 	params[5] = c->opt[OPT_TZ] ? c->opt[OPT_TZ] : "UTC";
-	params[6] = priority;
-	params[7] = c->opt[OPT_MAX_ATTEMPTS] ? max_attempts : NULL;
-	params[8] = c->opt[OPT_TIMEOUT] ? timeout : NULL;
+	params[6] = lim.priority;
+	params[7] = lim.max_attempts;
+	params[8] = lim.timeout;
 	params[9] = c->opt[OPT_MISSED] ? c->opt[OPT_MISSED] : "once";
 	params[10] = c->opt[OPT_OVERLAP] ? c->opt[OPT_OVERLAP] : "allow";
 	res = ctl_query(c, stmt_ctl_schedule, 11, params);

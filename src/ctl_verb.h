@@ -68,6 +68,19 @@ void ctl_print_json(struct buf *b);
 
 /* The whole of stdin (malloc'd), or NULL after saying why. */
 char *ctl_read_stdin(void);
+/* A job's payload argument ARG: "-" is stdin (malloc'd into *OWNED, to be
+ * freed), none is "{}".  NULL after saying why stdin could not be read. */
+const char *ctl_payload(const char *arg, char **owned);
+
+/* The limits a job takes that enqueue and schedule share, as the SQL
+ * parameters' text: --priority (default 0), --max-attempts and --timeout
+ * (in ms; each NULL when not given). */
+struct ctl_limits {
+	const char *priority, *max_attempts, *timeout;
+	char priority_buf[32], max_attempts_buf[32], timeout_buf[32];
+};
+/* Fill L from C's options; returns 0, or EX_USAGE after saying why. */
+int ctl_parse_limits(struct ctl *c, struct ctl_limits *l);
 
 /* A job id: a positive integer. */
 bool ctl_parse_id(const char *s, long long *id);

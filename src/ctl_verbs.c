@@ -124,41 +124,32 @@ ctl_verb_show(struct ctl *c, char **args)
 int
 ctl_verb_enqueue(struct ctl *c, char **args)
 {
-	char priority[32] = "0", max_attempts[32], in[32], timeout[32];
+	struct ctl_limits lim;
+	char in[32];
 	const char *params[9];
-	char *payload = NULL;
+	char *payload;
 	PGresult *res;
 	int64_t ms;
-	int rc = 0;
+	int rc;
 
 	if (c->opt[OPT_AT] && c->opt[OPT_IN])
 		return ctl_usage_error("--at and --in exclude each other");
-	if (c->opt[OPT_PRIORITY])
-		rc = ctl_parse_int("--priority", c->opt[OPT_PRIORITY], INT32_MIN, INT32_MAX,
-		                   priority, sizeof priority);
-	/* Any integer: pgjobd.enqueue refuses what is below 1 itself. */
-	if (!rc && c->opt[OPT_MAX_ATTEMPTS])
-		rc = ctl_parse_int("--max-attempts", c->opt[OPT_MAX_ATTEMPTS], INT32_MIN, INT32_MAX,
-		                   max_attempts, sizeof max_attempts);
+	rc = ctl_parse_limits(c, &lim);
 	if (!rc && c->opt[OPT_IN] && !(rc = ctl_parse_duration("--in", c->opt[OPT_IN], &ms)))
 		snprintf(in, sizeof in, "%" PRId64, ms);
-	if (!rc && c->opt[OPT_TIMEOUT] &&
-	    !(rc = ctl_parse_duration("--timeout", c->opt[OPT_TIMEOUT], &ms)))
-		snprintf(timeout, sizeof timeout, "%" PRId64, ms);
 	if (rc)
 		return rc;
-	if (args[1] && !strcmp(args[1], "-") && !(payload = ctl_read_stdin()))
+	if (!(params[1] = ctl_payload(args[1], &payload)))
 		return CTL_FAIL;
 
 	params[0] = args[0];
-	params[1] = payload ? payload : args[1] ? args[1] : "{}";
 	params[2] = c->opt[OPT_QUEUE] ? c->opt[OPT_QUEUE] : "default";
 	params[3] = c->opt[OPT_AT];
 	params[4] = c->opt[OPT_IN] ? in : NULL;
-	params[5] = priority;
-	params[6] = c->opt[OPT_MAX_ATTEMPTS] ? max_attempts : NULL;
+	params[5] = lim.priority;
+	params[6] = lim.max_attempts;
 	params[7] = c->opt[OPT_KEY];
-	params[8] = c->opt[OPT_TIMEOUT] ? timeout : NULL;
+	params[8] = lim.timeout;
 	res = ctl_query(c, stmt_ctl_enqueue, 9, params);
 	free(payload);
 	if (!res)
