@@ -23,7 +23,7 @@ static PGconn *
 fresh(const char *name)
 {
 	t_use_fresh_db(name);
-	t_migrate(NULL, T_MIGRATED);
+	t_migrate(NULL, NULL, T_MIGRATED);
 	return t_connect();
 }
 
@@ -280,7 +280,7 @@ START_TEST(test_downgrade_to_5_and_back_keeps_the_jobs_and_recounts)
 
 	/* maintain() of a database made at version 5. */
 	t_use_fresh_db("pgjobd_cn_v5");
-	t_migrate("5", "schema version 5\n");
+	t_migrate(NULL, "5", "schema version 5\n");
 	c = t_connect();
 	def5 = t_str(c, MAINTAIN_DEF, NULL);
 	PQfinish(c);
@@ -295,7 +295,7 @@ START_TEST(test_downgrade_to_5_and_back_keeps_the_jobs_and_recounts)
 	                  "interval '1 day')", NULL));
 	jobs = t_str(c, JOBS, NULL);
 
-	t_migrate("5", "schema version 5\n");
+	t_migrate(NULL, "5", "schema version 5\n");
 	ck_assert_ptr_null(t_str(c, "SELECT to_regclass('pgjobd.attempt_counts')::text", NULL));
 	ck_assert_ptr_null(t_str(c, "SELECT to_regprocedure('pgjobd._maintain_storage(int)')::text",
 	                         NULL));
@@ -310,7 +310,7 @@ START_TEST(test_downgrade_to_5_and_back_keeps_the_jobs_and_recounts)
 	lease_and_finish(c, a, "done");
 
 	/* ... and back at 6 the counts are made again from the attempts. */
-	t_migrate(NULL, T_MIGRATED);
+	t_migrate(NULL, NULL, T_MIGRATED);
 	ck_assert_str_ne((s = t_str(c, JOBS, NULL)), jobs);
 	free(s);
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.attempts", NULL), 4);

@@ -22,27 +22,13 @@ static void
 setup_database(void)
 {
 	static bool installed;
-	char *cfg, *out = NULL, *err = NULL;
-	const char *argv[5];
-	int rc;
 
 	if (installed) {
 		setenv("PGDATABASE", MAIN_DB, 1);
 		return;
 	}
 	t_use_fresh_db(MAIN_DB);
-	cfg = t_config("");
-	argv[0] = t_pgjobd();
-	argv[1] = "-c";
-	argv[2] = cfg;
-	argv[3] = "--migrate";
-	argv[4] = NULL;
-	rc = t_run(argv, &out, &err, 30000);
-	ck_assert_msg(rc == 0, "--migrate exited %d: %s", rc, err);
-	unlink(cfg);
-	free(cfg);
-	free(out);
-	free(err);
+	t_migrate(NULL, NULL, NULL);
 	installed = true;
 }
 

@@ -108,15 +108,7 @@ START_TEST(test_handlers_are_killed_when_the_lease_cannot_be_extended)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	chmod(dir, 0777);
 	t_use_fresh_db("pgjobd_fence");
-	cfg_a = t_config("");
-	{
-		const char *argv[] = {t_pgjobd(), "-c", cfg_a, "--migrate", NULL};
-		char *out, *err;
-		ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-		free(out);
-		free(err);
-	}
-	free(cfg_a);
+	t_migrate(NULL, NULL, NULL);
 	cmd = "/bin/sh -c 'echo $$ > \"$DIR/$PGJOBD_JOB_ID\"; exec sleep 60'";
 	cfg_a = config("a", dir, cmd);
 	cfg_b = config("b", dir, "/bin/true");

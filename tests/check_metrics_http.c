@@ -189,17 +189,6 @@ struct env {
 	char *config;
 };
 
-static void
-migrate(const char *cfg)
-{
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-	char *out, *err;
-
-	ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-	free(out);
-	free(err);
-}
-
 /* A fresh database, migrated, and a daemon serving metrics on a free
  * port (or LISTEN when given) with EXTRA handlers. */
 static void
@@ -220,7 +209,7 @@ start(struct env *e, const char *db, const char *listen_on, const char *extra)
 	                 -1);
 	e->config = t_config(text);
 	free(text);
-	migrate(e->config);
+	t_migrate(e->config, NULL, NULL);
 	/* ASan holds freed memory in quarantine (256 MiB by default): that
 	 * would read as growth in the RSS checks.  Ignored by a plain build. */
 	ck_assert_int_ne(asprintf(&env[0], "ASAN_OPTIONS=%s%squarantine_size_mb=1",
@@ -546,7 +535,7 @@ START_TEST(test_address_in_use_is_fatal_at_start)
 	             ntohs(sa.sin_port)),
 	    -1);
 	cfg = t_config(text);
-	migrate(cfg);
+	t_migrate(cfg, NULL, NULL);
 	d = t_daemon_start(cfg, NULL);
 	snprintf(want, sizeof want, "metrics_listen 127.0.0.1:%d: Address already in use",
 	         ntohs(sa.sin_port));

@@ -198,15 +198,11 @@ config(const char *database, const char *extra)
 static void
 migrate(const char *database)
 {
-	char *cfg = config(database, ""), *out = NULL, *err = NULL;
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-	int st = t_run(argv, &out, &err, 60000);
+	char *cfg = config(database, "");
 
-	ck_assert_msg(st == 0, "--migrate exited %d: %s%s", st, out, err);
+	t_migrate(cfg, NULL, NULL);
 	unlink(cfg);
 	free(cfg);
-	free(out);
-	free(err);
 }
 
 /* A handler that runs until the file DIR/release exists (the test holds

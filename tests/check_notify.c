@@ -104,17 +104,6 @@ config_for(const char *db)
 	return path;
 }
 
-static void
-migrate(const char *cfg)
-{
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-	char *out, *err;
-
-	ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-	free(out);
-	free(err);
-}
-
 START_TEST(test_ready_only_after_connection_and_listen)
 {
 	struct listener l;
@@ -146,7 +135,7 @@ START_TEST(test_ready_only_after_connection_and_listen)
 	PQclear(t_exec(c, "CREATE DATABASE pgjobd_notify_new", NULL));
 	{
 		char *new_cfg = config_for("pgjobd_notify_new");
-		migrate(new_cfg);
+		t_migrate(new_cfg, NULL, NULL);
 		unlink(new_cfg);
 		free(new_cfg);
 	}
@@ -182,7 +171,7 @@ START_TEST(test_status_watchdog_reload_and_stopping)
 	snprintf(env_sock, sizeof env_sock, "NOTIFY_SOCKET=%s", l.path);
 	t_use_fresh_db("pgjobd_notify2");
 	cfg = config_for("pgjobd_notify2");
-	migrate(cfg);
+	t_migrate(cfg, NULL, NULL);
 	d = t_daemon_start(cfg, env);
 	expect_line(&l, "READY=1", 30000);
 	/* WATCHDOG=1 every 200 ms (half of 400 ms); STATUS within a second. */

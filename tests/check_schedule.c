@@ -29,13 +29,9 @@ static char *
 fresh_db(const char *name)
 {
 	char *cfg = t_config(DAEMON_CONFIG);
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-	char *out, *err;
 
 	t_use_fresh_db(name);
-	ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-	free(out);
-	free(err);
+	t_migrate(cfg, NULL, NULL);
 	return cfg;
 }
 
@@ -316,19 +312,6 @@ START_TEST(test_overlap_skip_waits_for_the_running_handler)
 }
 END_TEST
 
-/* `pgjobd --migrate [--to TO]` with CFG; asserts it prints WANT. */
-static void
-migrate_to(const char *cfg, const char *to, const char *want)
-{
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", to ? "--to" : NULL, to, NULL};
-	char *out, *err;
-
-	ck_assert_msg(t_run(argv, &out, &err, 30000) == 0, "--migrate --to %s: %s", to, err);
-	ck_assert_str_eq(out, want);
-	free(out);
-	free(err);
-}
-
 START_TEST(test_downgrade_to_4_drops_the_schedules_and_keeps_their_jobs)
 {
 	char *cfg = fresh_db("pgjobd_sch_migrate");
@@ -340,7 +323,7 @@ START_TEST(test_downgrade_to_4_drops_the_schedules_and_keeps_their_jobs)
 	PQclear(t_exec(c, "SELECT pgjobd.schedule('d', '0 * * * *', 'tick')", NULL));
 	PQclear(t_exec(c, "UPDATE pgjobd.schedule_defs SET next_run = '2026-11-30 01:00Z'", NULL));
 	ck_assert_int_eq(count(c, fire), 1);
-	migrate_to(cfg, "4", "schema version 4\n");
+	t_migrate(cfg, "4", "schema version 4\n");
 	ck_assert_int_eq(count(c, "SELECT count(*) FROM pgjobd.jobs WHERE idempotency_key LIKE "
 				  "'cron:d:%'"), 1);
 	ck_assert_int_eq(count(c, "SELECT count(*) FROM pg_class WHERE relnamespace = "
@@ -349,7 +332,7 @@ START_TEST(test_downgrade_to_4_drops_the_schedules_and_keeps_their_jobs)
 				  "'pgjobd'::regnamespace AND (proname LIKE '%sched%' OR "
 				  "proname LIKE '%cron%' OR prosrc LIKE '%_role(''daemon'')%')"), 0);
 	/* Up again: the same slot is the same job (its key), not a second. */
-	migrate_to(cfg, NULL, T_MIGRATED);
+	t_migrate(cfg, NULL, T_MIGRATED);
 	PQclear(t_exec(c, "SELECT pgjobd.schedule('d', '0 * * * *', 'tick')", NULL));
 	PQclear(t_exec(c, "UPDATE pgjobd.schedule_defs SET next_run = '2026-11-30 01:00Z'", NULL));
 	ck_assert_int_eq(count(c, fire), 1);

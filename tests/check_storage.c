@@ -25,7 +25,7 @@ static PGconn *
 fresh(const char *name)
 {
 	t_use_fresh_db(name);
-	t_migrate(NULL, T_MIGRATED);
+	t_migrate(NULL, NULL, T_MIGRATED);
 	return t_connect();
 }
 
@@ -852,12 +852,12 @@ START_TEST(test_upgrade_from_version_1_keeps_every_job_in_every_state)
 	char *before, *after, *s;
 
 	t_use_fresh_db("pgjobd_st_up");
-	t_migrate("1", "schema version 1\n");
+	t_migrate(NULL, "1", "schema version 1\n");
 	c = t_connect();
 	fill_old_schema(c);
 	before = snapshot(c);
 	PQfinish(c);
-	t_migrate(NULL, T_MIGRATED);
+	t_migrate(NULL, NULL, T_MIGRATED);
 	c = t_connect();
 	after = snapshot(c);
 	ck_assert_str_eq(after, before);
@@ -889,17 +889,17 @@ START_TEST(test_downgrade_3_to_1_and_back_keeps_every_live_job)
 	char *before, *mid, *after;
 
 	PQfinish(c);
-	t_migrate("1", "schema version 1\n");
+	t_migrate(NULL, "1", "schema version 1\n");
 	c = t_connect();
 	fill_old_schema(c);
 	PQfinish(c);
-	t_migrate(NULL, T_MIGRATED);
+	t_migrate(NULL, NULL, T_MIGRATED);
 	c = t_connect();
 	before = snapshot(c);
 	/* Down to 2 (types gone next), then 1: the same jobs in one table. */
 	PQfinish(c);
-	t_migrate("2", "schema version 2\n");
-	t_migrate("1", "schema version 1\n");
+	t_migrate(NULL, "2", "schema version 2\n");
+	t_migrate(NULL, "1", "schema version 1\n");
 	c = t_connect();
 	mid = snapshot(c);
 	ck_assert_str_eq(mid, before);
@@ -912,7 +912,7 @@ START_TEST(test_downgrade_3_to_1_and_back_keeps_every_live_job)
 	PQclear(t_exec(c, "DELETE FROM pgjobd.jobs WHERE id > 70", NULL));
 	PQfinish(c);
 	/* --to beyond the latest means the latest; back up to 3. */
-	t_migrate("9", T_MIGRATED);
+	t_migrate(NULL, "9", T_MIGRATED);
 	c = t_connect();
 	after = snapshot(c);
 	ck_assert_str_eq(after, before);

@@ -55,20 +55,11 @@ config(const char *mode)
 static void
 setup(void)
 {
-	char *cfg;
-	const char *argv[] = {t_pgjobd(), "-c", NULL, "--migrate", NULL};
-	char *out, *err;
-
 	snprintf(dir, sizeof dir, "/tmp/pgjobd-strays-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	chmod(dir, 0777);
 	t_use_fresh_db("pgjobd_strays");
-	cfg = t_config("");
-	argv[2] = cfg;
-	ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-	free(out);
-	free(err);
-	free(cfg);
+	t_migrate(NULL, NULL, NULL);
 	conn = t_connect();
 }
 

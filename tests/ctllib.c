@@ -103,15 +103,8 @@ assert_has(const char *text, const char *needle)
 PGconn *
 ctl_fresh_db(const char *db)
 {
-	char *cfg = t_config(""), *out, *err;
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-
 	t_use_fresh_db(db);
-	ck_assert_int_eq(t_run(argv, &out, &err, 30000), 0);
-	free(out);
-	free(err);
-	unlink(cfg);
-	free(cfg);
+	t_migrate(NULL, NULL, NULL);
 	return t_connect();
 }
 

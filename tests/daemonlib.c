@@ -304,16 +304,8 @@ d_wait_dead(pid_t pid, int timeout_ms)
 PGconn *
 d_fresh_db(const char *name, const char *cfg)
 {
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-	char *out, *err;
-	int rc;
-
 	t_use_fresh_db(name);
-	rc = t_run(argv, &out, &err, 60000);
-	ck_assert_msg(rc == 0, "--migrate exited %d: %s", rc, err);
-	ck_assert_str_eq(out, T_MIGRATED);
-	free(out);
-	free(err);
+	t_migrate(cfg, NULL, T_MIGRATED);
 	return t_connect();
 }
 

@@ -14,17 +14,7 @@
 void
 s_run_migrate(void)
 {
-	char *cfg = t_config("");
-	const char *argv[] = {t_pgjobd(), "-c", cfg, "--migrate", NULL};
-	char *out = NULL, *err = NULL;
-	int rc = t_run(argv, &out, &err, MIGRATE_TIMEOUT_MS);
-
-	ck_assert_msg(rc == 0, "%s --migrate exited %d; stderr:\n%s", argv[0], rc, err);
-	ck_assert_str_eq(out, T_MIGRATED);
-	unlink(cfg);
-	free(cfg);
-	free(out);
-	free(err);
+	t_migrate(NULL, NULL, T_MIGRATED);
 }
 
 /* Unchecked fixture (runs in the parent, so PGDATABASE sticks for every

@@ -40,9 +40,10 @@ char *t_write_temp(const char *suffix, const char *text);
 /* A config file with [pgjobd] database = "" (libpq env) and EXTRA appended. */
 char *t_config(const char *extra);
 
-/* `pgjobd --migrate [--to TO]` (TO may be NULL) on the current database
- * with a config of t_config(""); fails unless it exits 0 printing EXPECT. */
-void t_migrate(const char *to, const char *expect);
+/* `pgjobd -c CONFIG --migrate [--to TO]` on the current database (CONFIG
+ * NULL: one of t_config(""); TO NULL: the newest version); fails unless it
+ * exits 0 and, when EXPECT is not NULL, prints EXPECT. */
+void t_migrate(const char *config, const char *to, const char *expect);
 
 /* Run ARGV to completion (at most TIMEOUT_MS), capturing stdout and
  * stderr into malloc'd strings; returns the exit status (128+N when killed
