@@ -16,16 +16,9 @@
 #include <unistd.h>
 
 #include "stmts.h"
+#include "storelib.h"
 
 #define DEADLINE_MS 20000
-
-static PGconn *
-fresh(const char *name)
-{
-	t_use_fresh_db(name);
-	t_migrate(NULL, NULL, T_MIGRATED);
-	return t_connect();
-}
 
 /* The counts, summed per minute and outcome, as one text. */
 #define COUNTS                                                                              \
@@ -49,13 +42,6 @@ assert_counts_match(PGconn *c, const char *when)
 	free(want);
 }
 
-/* The exchange as the daemon sends it: worker "w", queue "q". */
-static PGresult *
-exchange(PGconn *c, const char *types, const char *free_, const char *outcomes)
-{
-	return t_exec(c, stmt_exchange, "w", "{q}", types, free_, "100", "60000", outcomes, NULL);
-}
-
 /* Lease job ID alone (the others of its type are scheduled away first by
  * the caller) and write OUTCOME for it. */
 static void
@@ -63,7 +49,7 @@ lease_and_finish(PGconn *c, long long id, const char *outcome)
 {
 	char json[256];
 	char ids[32];
-	PGresult *r = exchange(c, "{t}", "{1}", "[]");
+	PGresult *r = st_exchange(c, "{t}", "{1}", "[]");
 
 	ck_assert_int_eq(PQntuples(r), 1);
 	snprintf(ids, sizeof ids, "%lld", id);
@@ -71,14 +57,14 @@ lease_and_finish(PGconn *c, long long id, const char *outcome)
 	snprintf(json, sizeof json, "[{\"id\": %lld, \"token\": %s, \"outcome\": \"%s\", \"delay_ms\": 0}]", id,
 	         PQgetvalue(r, 0, PQfnumber(r, "token")), outcome);
 	PQclear(r);
-	r = exchange(c, "{}", "{}", json);
+	r = st_exchange(c, "{}", "{}", json);
 	ck_assert_int_eq(PQntuples(r), 1);
 	PQclear(r);
 }
 
 START_TEST(test_counts_match_the_attempts_after_every_kind_of_write)
 {
-	PGconn *c = fresh("pgjobd_cn_writes");
+	PGconn *c = st_fresh("pgjobd_cn_writes");
 	char *cfg, *s;
 	struct t_daemon *d;
 	long long a, b;
@@ -105,7 +91,7 @@ START_TEST(test_counts_match_the_attempts_after_every_kind_of_write)
 	lease_and_finish(c, a, "done");
 	assert_counts_match(c, "after its move to history");
 	b = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL);
-	PQclear(exchange(c, "{t}", "{1}", "[]"));
+	PQclear(st_exchange(c, "{t}", "{1}", "[]"));
 	{
 		char ids[32];
 
@@ -120,7 +106,7 @@ START_TEST(test_counts_match_the_attempts_after_every_kind_of_write)
 		ck_assert_int_eq(t_int(c, "SELECT pgjobd.retry($1)::int", ids, NULL), 1);
 		assert_counts_match(c, "after pgjobd.retry");
 		/* ... and cancel it while it runs: a cancelled attempt. */
-		PQclear(exchange(c, "{t}", "{1}", "[]"));
+		PQclear(st_exchange(c, "{t}", "{1}", "[]"));
 		ck_assert_int_eq(t_int(c, "SELECT pgjobd.cancel($1)::int", ids, NULL), 1);
 		assert_counts_match(c, "after pgjobd.cancel of a running job");
 	}
@@ -149,7 +135,7 @@ END_TEST
 
 START_TEST(test_maintain_sums_the_deltas_and_forgets_minutes_after_7_days)
 {
-	PGconn *c = fresh("pgjobd_cn_maintain"), *holder;
+	PGconn *c = st_fresh("pgjobd_cn_maintain"), *holder;
 	char *s;
 
 	PQclear(t_exec(c, "INSERT INTO pgjobd.attempt_counts VALUES "
@@ -214,7 +200,7 @@ throughput_query(void)
 
 START_TEST(test_the_monitoring_query_says_what_counting_the_attempts_says)
 {
-	PGconn *c = fresh("pgjobd_cn_query");
+	PGconn *c = st_fresh("pgjobd_cn_query");
 	char *q = throughput_query(), *have, *want, *sql;
 
 	/* Attempts in the last 70 minutes, every outcome, in both tables. */
@@ -285,7 +271,7 @@ START_TEST(test_downgrade_to_5_and_back_keeps_the_jobs_and_recounts)
 	def5 = t_str(c, MAINTAIN_DEF, NULL);
 	PQfinish(c);
 
-	c = fresh("pgjobd_cn_down");
+	c = st_fresh("pgjobd_cn_down");
 	a = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL);
 	lease_and_finish(c, a, "retry");
 	lease_and_finish(c, a, "dead");

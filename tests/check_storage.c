@@ -2,8 +2,9 @@
  * check_storage: the storage of schema version 3 (sql/003_storage.sql)
  * and the daemon's statements over it (the sql/stmt files, sent here as the
  * daemon sends them): live and history kept apart, retention by dropping
- * partitions, expiry, idempotency across the move to history, the plans
- * at scale, and upgrading and downgrading with --migrate [--to N].
+ * partitions, expiry, idempotency across the move to history, and
+ * upgrading and downgrading with --migrate [--to N].  The plans at scale
+ * are check_plans'.
  *
  * Every test makes its own database with the real binary's --migrate.
  * Nothing sleeps in place of synchronisation.
@@ -17,25 +18,10 @@
 #include <unistd.h>
 
 #include "stmts.h"
+#include "storelib.h"
 
 #define DEADLINE_MS 20000
 #define LOCK_ADVISORY "1885502308" /* pgjobd's advisory lock class (maintain, keys) */
-
-static PGconn *
-fresh(const char *name)
-{
-	t_use_fresh_db(name);
-	t_migrate(NULL, NULL, T_MIGRATED);
-	return t_connect();
-}
-
-/* Send the exchange as the daemon does: worker "w", queue "q", TYPES with
- * FREE slots, at most 100 jobs, a 60 s lease, OUTCOMES (JSON). */
-static PGresult *
-exchange(PGconn *c, const char *types, const char *free_, const char *outcomes)
-{
-	return t_exec(c, stmt_exchange, "w", "{q}", types, free_, "100", "60000", outcomes, NULL);
-}
 
 /* The ids of the leases (kind 'l') in R, sorted, comma-separated. */
 static char *
@@ -102,7 +88,7 @@ assert_error(PGresult *r, const char *sqlstate, const char *needle, const char *
 
 START_TEST(test_lease_takes_due_jobs_never_future_or_expired_ones)
 {
-	PGconn *c = fresh("pgjobd_st_lease");
+	PGconn *c = st_fresh("pgjobd_st_lease");
 	long long ready, future, due, expired;
 	PGresult *r;
 	char want[96], *s;
@@ -132,7 +118,7 @@ START_TEST(test_lease_takes_due_jobs_never_future_or_expired_ones)
 	}
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.live WHERE state = 'scheduled'", NULL),
 	                 2);
-	r = exchange(c, "{t}", "{10}", "[]");
+	r = st_exchange(c, "{t}", "{10}", "[]");
 	snprintf(want, sizeof want, "%lld,%lld", ready, due);
 	ck_assert_str_eq(leased(r), want);
 	PQclear(r);
@@ -147,27 +133,27 @@ END_TEST
 
 START_TEST(test_outcomes_move_finished_jobs_and_their_attempts_to_history)
 {
-	PGconn *c = fresh("pgjobd_st_outcome");
+	PGconn *c = st_fresh("pgjobd_st_outcome");
 	long long id = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q', idempotency_key => 'k')",
 	                     NULL);
 	char *o, *stale, *s;
 	PGresult *r;
 
-	PQclear(exchange(c, "{t}", "{1}", "[]"));
+	PQclear(st_exchange(c, "{t}", "{1}", "[]"));
 	o = outcome(c, id, "retry", 0);
-	PQclear(exchange(c, "{}", "{}", o));
+	PQclear(st_exchange(c, "{}", "{}", o));
 	free(o);
-	r = exchange(c, "{t}", "{1}", "[]");
+	r = st_exchange(c, "{t}", "{1}", "[]");
 	ck_assert_int_eq(PQntuples(r), 1);
 	PQclear(r);
 	stale = outcome(c, id, "done", 0);
 	o = outcome(c, id, "done", 0);
-	r = exchange(c, "{}", "{}", o);
+	r = st_exchange(c, "{}", "{}", o);
 	ck_assert_int_eq(PQntuples(r), 1); /* accepted: one 'o' row */
 	ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "kind")), "o");
 	PQclear(r);
 	/* The same outcome again (a resend): the token is gone, nothing changes. */
-	r = exchange(c, "{}", "{}", stale);
+	r = st_exchange(c, "{}", "{}", stale);
 	ck_assert_int_eq(PQntuples(r), 0);
 	PQclear(r);
 	free(o);
@@ -198,7 +184,7 @@ END_TEST
 
 START_TEST(test_maintain_promotes_expires_and_only_one_caller_works_at_a_time)
 {
-	PGconn *c = fresh("pgjobd_st_maintain"), *holder;
+	PGconn *c = st_fresh("pgjobd_st_maintain"), *holder;
 	long long due, exp;
 	char ids[32], *s;
 
@@ -253,7 +239,7 @@ END_TEST
 
 START_TEST(test_enqueue_refuses_expires_at_not_after_run_at)
 {
-	PGconn *c = fresh("pgjobd_st_expires");
+	PGconn *c = st_fresh("pgjobd_st_expires");
 
 	assert_error(t_exec_any(c, "SELECT pgjobd.enqueue('t', expires_at => now())", NULL), "22023",
 	             "expires_at", "expires_at now");
@@ -296,13 +282,13 @@ make_due_day(PGconn *c, const char *n)
 
 START_TEST(test_retention_drops_a_due_day_whole_and_keeps_the_others)
 {
-	PGconn *c = fresh("pgjobd_st_retention");
+	PGconn *c = st_fresh("pgjobd_st_retention");
 	long long kept = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL);
 	char *o, *s;
 
-	PQclear(exchange(c, "{t}", "{1}", "[]"));
+	PQclear(st_exchange(c, "{t}", "{1}", "[]"));
 	o = outcome(c, kept, "done", 0);
-	PQclear(exchange(c, "{}", "{}", o));
+	PQclear(st_exchange(c, "{}", "{}", o));
 	free(o);
 	make_due_day(c, "200000");
 	ck_assert_int_eq(t_int(c, "SELECT done FROM pgjobd.queue_stats", NULL), 200001);
@@ -331,7 +317,7 @@ END_TEST
 
 START_TEST(test_retention_step_never_waits_long_for_a_reader_and_is_done_later)
 {
-	PGconn *c = fresh("pgjobd_st_reader"), *reader, *q;
+	PGconn *c = st_fresh("pgjobd_st_reader"), *reader, *q;
 	char *s;
 
 	make_due_day(c, "1000");
@@ -347,7 +333,7 @@ START_TEST(test_retention_step_never_waits_long_for_a_reader_and_is_done_later)
 	/* Meanwhile enqueue and the lease go on. */
 	q = t_connect();
 	ck_assert_int_gt(t_int(q, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL), 0);
-	PQclear(exchange(q, "{t}", "{1}", "[]"));
+	PQclear(st_exchange(q, "{t}", "{1}", "[]"));
 	PQclear(t_exec(reader, "COMMIT", NULL));
 	s = t_str(c, "SELECT format('%s %s', dropped, skipped) FROM pgjobd.maintain()", NULL);
 	ck_assert_str_eq(s, "1 f");
@@ -360,7 +346,7 @@ END_TEST
 
 START_TEST(test_set_retention_is_checked_shown_and_makes_partitions_ahead)
 {
-	PGconn *c = fresh("pgjobd_st_setret");
+	PGconn *c = st_fresh("pgjobd_st_setret");
 	char *s;
 
 	s = t_str(c, "SELECT string_agg(state || '=' || keep, ' ' ORDER BY state) FROM pgjobd.retention",
@@ -388,7 +374,7 @@ END_TEST
 
 START_TEST(test_a_job_finishing_without_its_partition_lands_in_default_then_moves)
 {
-	PGconn *c = fresh("pgjobd_st_default");
+	PGconn *c = st_fresh("pgjobd_st_default");
 	long long id = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL);
 	char *o, *s;
 
@@ -401,9 +387,9 @@ START_TEST(test_a_job_finishing_without_its_partition_lands_in_default_then_move
 	               "EXECUTE format('DROP TABLE pgjobd.%I', 'history_' || d); "
 	               "EXECUTE format('DROP TABLE pgjobd.%I', 'attempt_history_' || d); END $$",
 	               NULL));
-	PQclear(exchange(c, "{t}", "{1}", "[]"));
+	PQclear(st_exchange(c, "{t}", "{1}", "[]"));
 	o = outcome(c, id, "done", 0);
-	PQclear(exchange(c, "{}", "{}", o));
+	PQclear(st_exchange(c, "{}", "{}", o));
 	free(o);
 	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.history_default", NULL), 1);
 	/* maintain() makes the missing day (with the days beyond --migrate's). */
@@ -448,7 +434,7 @@ assert_stats_match_rows(PGconn *c, const char *after)
 
 START_TEST(test_queue_stats_counters_match_the_rows_after_every_kind_of_write)
 {
-	PGconn *c = fresh("pgjobd_st_counts");
+	PGconn *c = st_fresh("pgjobd_st_counts");
 	PGresult *r;
 	char *o;
 
@@ -457,14 +443,14 @@ START_TEST(test_queue_stats_counters_match_the_rows_after_every_kind_of_write)
 	                  "now() + interval '2 h' END) FROM generate_series(1, 60) i, "
 	                  "unnest('{q,other}'::text[]) q", NULL));
 	assert_stats_match_rows(c, "enqueue");
-	r = exchange(c, "{t}", "{8}", "[]");
+	r = st_exchange(c, "{t}", "{8}", "[]");
 	PQclear(r);
 	assert_stats_match_rows(c, "a lease");
 	o = t_str(c, "SELECT json_agg(json_build_object('id', id, 'token', lease_token, 'outcome', "
 	             "CASE id % 4 WHEN 0 THEN 'done' WHEN 1 THEN 'dead' WHEN 2 THEN 'retry' "
 	             "ELSE 'release' END, 'delay_ms', CASE WHEN id % 8 = 2 THEN 60000 ELSE 0 END))::text "
 	             "FROM pgjobd.live WHERE state = 'running'", NULL);
-	PQclear(exchange(c, "{t}", "{3}", o));
+	PQclear(st_exchange(c, "{t}", "{3}", o));
 	free(o);
 	assert_stats_match_rows(c, "outcomes of every kind and a lease");
 	PQclear(t_exec(c, "SELECT pgjobd.cancel(id) FROM pgjobd.jobs WHERE id % 7 = 0", NULL));
@@ -528,7 +514,7 @@ result_id(PGconn *c)
  */
 START_TEST(test_idempotency_key_holds_while_its_job_finishes_and_moves)
 {
-	PGconn *c = fresh("pgjobd_st_idem"), *fin = t_connect(), *e[NCONC];
+	PGconn *c = st_fresh("pgjobd_st_idem"), *fin = t_connect(), *e[NCONC];
 
 	for (int i = 0; i < NCONC; i++)
 		e[i] = t_connect();
@@ -539,7 +525,7 @@ START_TEST(test_idempotency_key_holds_while_its_job_finishes_and_moves)
 		snprintf(key, sizeof key, "k%d", round);
 		id = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q', idempotency_key => $1)", key,
 		           NULL);
-		PQclear(exchange(c, "{t}", "{1}", "[]"));
+		PQclear(st_exchange(c, "{t}", "{1}", "[]"));
 		o = outcome(c, id, round % 2 ? "done" : "dead", 0);
 		PQclear(t_exec(fin, "BEGIN", NULL));
 		PQclear(t_exec(fin, stmt_exchange, "w", "{q}", "{}", "{}", "100", "60000", o, NULL));
@@ -574,225 +560,6 @@ START_TEST(test_idempotency_key_holds_while_its_job_finishes_and_moves)
 	for (int i = 0; i < NCONC; i++)
 		PQfinish(e[i]);
 	PQfinish(fin);
-	PQfinish(c);
-}
-END_TEST
-
-/* ------------------------------------------------------------ the scale */
-
-/* The JSON plan of SQL (EXPLAIN, no execution) under plan_cache_mode MODE
- * for the prepared statement STMT executed with ARGS (a SQL list). */
-static char *
-plan_of(PGconn *c, const char *stmt, const char *args, const char *mode)
-{
-	char *sql;
-	char *plan;
-
-	PQclear(t_exec(c, "DEALLOCATE ALL", NULL));
-	sql = malloc(strlen(stmt) + 32);
-	sprintf(sql, "PREPARE s AS %s", stmt);
-	PQclear(t_exec(c, sql, NULL));
-	free(sql);
-	PQclear(t_exec(c, "SELECT set_config('plan_cache_mode', $1, false)", mode, NULL));
-	sql = malloc(strlen(args) + 64);
-	sprintf(sql, "EXPLAIN (FORMAT JSON) EXECUTE s(%s)", args);
-	plan = t_str(c, sql, NULL);
-	free(sql);
-	return plan;
-}
-
-/* Fail on a sequential or bitmap scan of any table but the small ones
- * (pgjobd.retention: four rows; the count tables, summed up to a few rows
- * a queue by maintain()) or an empty one (a partition for a later day:
- * cost 0), and, when JOINS, on any merge join (the daemon's statements:
- * a merge join there is the full-index walk this storage was made to end;
- * a read may merge the few rows of two aggregates).  A bitmap scan of ids
- * given as an array (`id = ANY (...)`) is a probe per id, as an index scan
- * would be; a read may also take the rows of one state (the dead ones) by
- * bitmap. */
-static void
-assert_plan_scales(const char *what, const char *plan, bool joins)
-{
-	static const char *const bad[] = {"\"Seq Scan\"", "\"Bitmap Heap Scan\"", "\"Merge Join\""};
-	static const char *const small[] = {"\"retention\"", "\"live_counts\"",
-	                                    "\"history_counts\"", "\"attempt_counts\""};
-
-	for (size_t i = 0; i < (joins ? 3 : 2); i++)
-		for (const char *at = strstr(plan, bad[i]); at; at = strstr(at + 1, bad[i])) {
-			const char *rel = strstr(at, "\"Relation Name\": ");
-			const char *cost = strstr(at, "\"Total Cost\": ");
-			const char *recheck = strstr(at, "\"Recheck Cond\": ");
-			const char *next = strstr(at + 1, "\"Node Type\"");
-			bool ok = false;
-
-			for (size_t k = 0; i < 2 && rel && k < sizeof small / sizeof small[0]; k++)
-				ok = ok || strncmp(rel + 17, small[k], strlen(small[k])) == 0;
-			if (i == 0 && cost && strncmp(cost + 14, "0.00,", 5) == 0)
-				ok = true;
-			if (i == 1 && recheck && (!next || recheck < next) &&
-			    (!joins || strncmp(recheck + 16, "\"(id = ANY (", 12) == 0 ||
-			     strncmp(recheck + 16, "\"(job_id = ANY (", 16) == 0))
-				ok = true;
-			if (!ok)
-				ck_abort_msg("%s: %s in the plan: ...%.600s", what, bad[i],
-				             at - plan > 100 ? at - 100 : plan);
-		}
-}
-
-START_TEST(test_plans_at_scale_probe_indexes_only)
-{
-	static const struct {
-		const char *name, *stmt, *args;
-	} stmts[] = {
-	    {"exchange", NULL,
-	     "'w', '{q}', '{t}', '{16}', 16, 60000, "
-	     "'[{\"id\": 5, \"token\": 1, \"outcome\": \"done\"}, "
-	     "{\"id\": 6, \"token\": 2, \"outcome\": \"retry\", \"delay_ms\": 1000}]'"},
-	    {"heartbeat", NULL,
-	     "'{5,6}', '{1,2}', 60000, 'w', 'h', 1, 0, 4, 2, '{q}', 'v', '{t}'"},
-	    {"rescue", NULL, "'{q}', '{t}', '{5}'"},
-	};
-	static const char *const modes[] = {"force_generic_plan", "force_custom_plan"};
-	/* The reads of the views and of contrib/monitoring.sql (make bench
-	 * times them beside 10 million finished jobs). */
-	static const char *const reads[] = {
-	    "SELECT * FROM pgjobd.queue_stats",
-	    "SELECT * FROM pgjobd.jobs WHERE id = 500000",
-	    "SELECT * FROM pgjobd.attempts WHERE job_id = 500000",
-	    "SELECT * FROM pgjobd.jobs WHERE state = 'dead' ORDER BY finished_at DESC LIMIT 50",
-	    "SELECT * FROM pgjobd.jobs WHERE state = 'running' ORDER BY started_at",
-	    "SELECT * FROM pgjobd.jobs WHERE state = 'expired' "
-	    "AND finished_at > now() - interval '1 day'",
-	    "SELECT * FROM pgjobd.attempt_counts WHERE minute > now() - interval '1 hour'",
-	};
-	PGconn *c = fresh("pgjobd_st_scale");
-
-	/* The partitions ahead, as the daemons' first maintain() makes them. */
-	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
-
-	/* A million finished jobs (a tenth with keys, some dead), one attempt
-	 * each; 100000 scheduled a day ahead at a higher priority (retries,
-	 * with an attempt each); 1000 ready. */
-	PQclear(t_exec(c,
-	               "INSERT INTO pgjobd.history (id, queue, type, payload, state, priority, run_at, "
-	               "attempts, idempotency_key, created_at, started_at, finished_at, worker, "
-	               "purge_on) "
-	               "SELECT i, 'q', 't', '{}', CASE WHEN i % 100 = 0 THEN 'dead' ELSE 'done' END, 0, "
-	               "now(), 1, CASE WHEN i % 10 = 0 THEN 'k' || i END, now(), now(), "
-	               "now() - i * interval '600 ms', 'w', "
-	               "(now() AT TIME ZONE 'UTC')::date + 1 + i % 8 "
-	               "FROM generate_series(1, 1000000) i",
-	               NULL));
-	PQclear(t_exec(c,
-	               "INSERT INTO pgjobd.attempt_history (job_id, attempt, worker, started_at, "
-	               "finished_at, outcome, purge_on) "
-	               "SELECT id, 1, 'w', started_at, finished_at, state, purge_on FROM pgjobd.history",
-	               NULL));
-	PQclear(t_exec(c, "SELECT setval('pgjobd.jobs_id_seq', 1000000)", NULL));
-	PQclear(t_exec(c,
-	               "SELECT count(pgjobd.enqueue('t', queue => 'q', priority => -10, "
-	               "run_at => now() + interval '1 day')) FROM generate_series(1, 100000)",
-	               NULL));
-	PQclear(t_exec(c, "SELECT count(pgjobd.enqueue('t', queue => 'q')) FROM generate_series(1, 1000)",
-	               NULL));
-	/* The scheduled ones are retries: each has a failed attempt (over the
-	 * last day, as the history's are over the last week). */
-	PQclear(t_exec(c,
-	               "INSERT INTO pgjobd.live_attempts (job_id, attempt, worker, finished_at, outcome) "
-	               "SELECT id, 1, 'w', now() - id % 86400 * interval '1 s', 'retry' "
-	               "FROM pgjobd.live WHERE state = 'scheduled'",
-	               NULL));
-	/* What the daemons' poll timers do: sum up the count deltas (100000
-	 * enqueues in one statement added one each). */
-	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
-	PQclear(t_exec(c, "VACUUM ANALYZE", NULL));
-
-	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
-		for (size_t m = 0; m < 2; m++) {
-			const char *text = i == 0 ? stmt_exchange : i == 1 ? stmt_heartbeat : stmt_rescue;
-			char *plan = plan_of(c, text, stmts[i].args, modes[m]);
-			char what[64];
-
-			snprintf(what, sizeof what, "%s (%s)", stmts[i].name, modes[m]);
-			assert_plan_scales(what, plan, true);
-			free(plan);
-		}
-	PQclear(t_exec(c, "RESET plan_cache_mode", NULL));
-	/* A lookup by id in the views: an index probe in each part. */
-	{
-		char *plan = t_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM pgjobd.jobs j "
-		                      "JOIN pgjobd.attempts a ON a.job_id = j.id WHERE j.id = 500000",
-		                   NULL);
-
-		assert_plan_scales("lookup by id", plan, true);
-		free(plan);
-	}
-	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
-		char *sql = malloc(strlen(reads[i]) + 32), *plan;
-
-		sprintf(sql, "EXPLAIN (FORMAT JSON) %s", reads[i]);
-		plan = t_str(c, sql, NULL);
-		assert_plan_scales(reads[i], plan, false);
-		free(plan);
-		free(sql);
-	}
-	/* And the lease itself: 16 jobs out of the due ones. */
-	{
-		PGresult *r = exchange(c, "{t}", "{16}", "[]");
-
-		ck_assert_int_eq(PQntuples(r), 16);
-		PQclear(r);
-	}
-	PQfinish(c);
-}
-END_TEST
-
-/* The daemon's statements planned as the daemon plans them (the session
- * statement first, each plan made once at the first execution) on an
- * empty table, then used on a backlog: the plans made for no rows must
- * still probe indexes for 20000. */
-START_TEST(test_plans_made_on_an_empty_table_still_probe_indexes)
-{
-	static const struct {
-		const char *name, *args;
-	} stmts[] = {
-	    {"exchange",
-	     "'w', '{q}', '{t}', '{16}', 16, 60000, "
-	     "'[{\"id\": 5, \"token\": 1, \"outcome\": \"done\"}, "
-	     "{\"id\": 6, \"token\": 2, \"outcome\": \"retry\", \"delay_ms\": 1000}]'"},
-	    {"heartbeat", "'{5,6}', '{1,2}', 60000, 'w', 'h', 1, 0, 4, 2, '{q}', 'v', '{t}'"},
-	    {"rescue", "'{q}', '{t}', '{5}'"},
-	};
-	PGconn *c = fresh("pgjobd_st_empty_plans");
-	PGresult *r = PQexec(c, stmt_session);
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "session: %s",
-	              PQresultErrorMessage(r));
-	PQclear(r);
-	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-		const char *text = i == 0 ? stmt_exchange : i == 1 ? stmt_heartbeat : stmt_rescue;
-		char *sql = malloc(strlen(text) + 64);
-
-		sprintf(sql, "PREPARE s%zu AS %s", i, text);
-		PQclear(t_exec(c, sql, NULL));
-		sprintf(sql, "EXECUTE s%zu(%s)", i, stmts[i].args);
-		PQclear(t_exec(c, sql, NULL));  /* the plan is made here, for no rows */
-		free(sql);
-	}
-	PQclear(t_exec(c, "SELECT count(pgjobd.enqueue('t', queue => 'q')) "
-	                  "FROM generate_series(1, 20000)", NULL));
-	PQclear(exchange(c, "{t}", "{100}", "[]"));   /* 100 running */
-	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-		char sql[512];
-		char *plan;
-
-		snprintf(sql, sizeof sql, "EXPLAIN (FORMAT JSON) EXECUTE s%zu(%s)", i, stmts[i].args);
-		plan = t_str(c, sql, NULL);
-		ck_assert_msg(strstr(plan, "\"Relation Name\": \"live\"") != NULL,
-		              "%s: no pgjobd.live in its plan", stmts[i].name);
-		assert_plan_scales(stmts[i].name, plan, true);
-		free(plan);
-	}
 	PQfinish(c);
 }
 END_TEST
@@ -885,7 +652,7 @@ END_TEST
 
 START_TEST(test_downgrade_3_to_1_and_back_keeps_every_live_job)
 {
-	PGconn *c = fresh("pgjobd_st_down");
+	PGconn *c = st_fresh("pgjobd_st_down");
 	char *before, *mid, *after;
 
 	PQfinish(c);
@@ -942,11 +709,6 @@ storage_suite(void)
 	tcase_add_test(tc, test_queue_stats_counters_match_the_rows_after_every_kind_of_write);
 	tcase_add_test(tc, test_upgrade_from_version_1_keeps_every_job_in_every_state);
 	tcase_add_test(tc, test_downgrade_3_to_1_and_back_keeps_every_live_job);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("scale");
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, test_plans_at_scale_probe_indexes_only);
-	tcase_add_test(tc, test_plans_made_on_an_empty_table_still_probe_indexes);
 	suite_add_tcase(s, tc);
 	return s;
 }
