@@ -64,7 +64,7 @@ lease_and_finish(PGconn *c, long long id, const char *outcome)
 
 START_TEST(test_counts_match_the_attempts_after_every_kind_of_write)
 {
-	PGconn *c = st_fresh("pgjobd_cn_writes");
+	PGconn *c = t_fresh_schema("pgjobd_cn_writes", NULL);
 	char *cfg, *s;
 	struct t_daemon *d;
 	long long a, b;
@@ -135,7 +135,7 @@ END_TEST
 
 START_TEST(test_maintain_sums_the_deltas_and_forgets_minutes_after_7_days)
 {
-	PGconn *c = st_fresh("pgjobd_cn_maintain"), *holder;
+	PGconn *c = t_fresh_schema("pgjobd_cn_maintain", NULL), *holder;
 	char *s;
 
 	PQclear(t_exec(c, "INSERT INTO pgjobd.attempt_counts VALUES "
@@ -200,7 +200,7 @@ throughput_query(void)
 
 START_TEST(test_the_monitoring_query_says_what_counting_the_attempts_says)
 {
-	PGconn *c = st_fresh("pgjobd_cn_query");
+	PGconn *c = t_fresh_schema("pgjobd_cn_query", NULL);
 	char *q = throughput_query(), *have, *want, *sql;
 
 	/* Attempts in the last 70 minutes, every outcome, in both tables. */
@@ -271,7 +271,7 @@ START_TEST(test_downgrade_to_5_and_back_keeps_the_jobs_and_recounts)
 	def5 = t_str(c, MAINTAIN_DEF, NULL);
 	PQfinish(c);
 
-	c = st_fresh("pgjobd_cn_down");
+	c = t_fresh_schema("pgjobd_cn_down", NULL);
 	a = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL);
 	lease_and_finish(c, a, "retry");
 	lease_and_finish(c, a, "dead");

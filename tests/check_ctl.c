@@ -44,7 +44,7 @@ END_TEST
 
 START_TEST(test_status_shows_workers_and_queues_aligned_and_as_json)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out, *line, *host;
 
 	PQclear(
@@ -104,7 +104,7 @@ END_TEST
 
 START_TEST(test_jobs_filters_by_queue_type_and_state_newest_first)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out, *four, *three;
 
 	PQclear(t_exec(c,
@@ -165,7 +165,7 @@ END_TEST
 
 START_TEST(test_show_prints_the_job_and_its_attempts_with_their_errors)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out;
 
 	PQclear(t_exec(c,
@@ -216,7 +216,7 @@ END_TEST
 
 START_TEST(test_missing_and_malformed_job_ids_are_one_line_errors)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 
 	ctl_fails(1, "no job 999", "show", "999", NULL);
 	ctl_fails(64, "not a job id: abc", "show", "abc", NULL);
@@ -228,7 +228,7 @@ END_TEST
 
 START_TEST(test_enqueue_passes_every_option_to_the_sql_api)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out, *id;
 
 	out = ctl_ok(0, "enqueue", "resize", "{\"f\": 1}", "--queue", "img", "--priority", "-3",
@@ -291,7 +291,7 @@ END_TEST
 
 START_TEST(test_refused_enqueue_is_one_line_and_exit_1_and_writes_nothing)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 
 	ctl_fails(1, "pgjobd.enqueue: max_attempts must be at least 1", "enqueue", "t",
 	          "--max-attempts", "0", NULL);
@@ -309,7 +309,7 @@ END_TEST
 
 START_TEST(test_cancel_and_retry_say_whether_it_happened)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out, *err;
 
 	PQclear(t_exec(c, "SELECT pgjobd.enqueue('t')", NULL));
@@ -416,7 +416,7 @@ END_TEST
 
 START_TEST(test_config_file_gives_the_database_and_bad_config_exits_78)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *good = t_config("queues = default\n");
 	char *bad = t_config("concurrency = lots\n");
 	char *out, *err, *want;
@@ -514,7 +514,7 @@ START_TEST(test_doctor_finds_a_schema_behind_or_ahead_of_the_binary)
 	                    "is at version 0, this pgjobd needs " T_SCHEMA_LATEST
 	                    ": run pgjobd ctl migrate");
 	PQfinish(c);
-	c = ctl_fresh_db(DB);
+	c = t_fresh_schema(DB, NULL);
 	assert_doctor_ok(c);
 	PQclear(t_exec(c, "INSERT INTO pgjobd.migrations (version, name) VALUES (99, '099_future')",
 	               NULL));
@@ -525,7 +525,7 @@ END_TEST
 
 START_TEST(test_doctor_finds_stale_workers)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 
 	PQclear(t_exec(c,
 	               "INSERT INTO pgjobd.workers (name, host, pid, concurrency, last_seen)"
@@ -549,7 +549,7 @@ END_TEST
 
 START_TEST(test_doctor_finds_ready_jobs_no_live_worker_maps)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 
 	/* Scheduled for later: not a finding yet. */
 	PQclear(
@@ -580,7 +580,7 @@ END_TEST
 
 START_TEST(test_doctor_finds_jobs_dead_in_the_last_hour)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 
 	PQclear(t_exec(c, "SELECT pgjobd.enqueue('img'), pgjobd.enqueue('img')", NULL));
 	PQclear(
@@ -611,7 +611,7 @@ END_TEST
  * read: its queues and the types it maps. */
 START_TEST(test_doctor_and_status_see_a_running_daemon)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *cfg = t_config("queues = default\nheartbeat = 1s\nlease = 5s\n"
 	                     "[handler.echo]\ncommand = /bin/cat\n");
 	struct t_daemon *d = t_daemon_start(cfg, NULL);

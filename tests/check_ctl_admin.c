@@ -40,7 +40,7 @@ assert_def(PGconn *c, const char *name, const char *column, const char *want)
 
 START_TEST(test_schedule_creates_with_every_option_and_replaces)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out;
 
 	out = ctl_ok(0, "schedule", "nightly", "0 3 * * *", "report", "{\"a\": 1}", "--queue", "q1",
@@ -96,7 +96,7 @@ END_TEST
 
 START_TEST(test_schedules_lists_every_schedule_as_table_and_json)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out;
 
 	out = ctl_ok(0, "schedules", NULL);
@@ -134,7 +134,7 @@ END_TEST
 
 START_TEST(test_unschedule_enable_disable_say_whether_the_schedule_exists)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out;
 
 	free(ctl_ok(0, "schedule", "s1", "0 * * * *", "t", NULL));
@@ -165,7 +165,7 @@ END_TEST
 
 START_TEST(test_refused_schedule_is_the_functions_message_and_writes_nothing)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 
 	ctl_fails(1, "pgjobd.schedule: cron", "schedule", "s", "61 * * * *", "t", NULL);
 	ctl_fails(1, "pgjobd.schedule: cron", "schedule", "s", "* * *", "t", NULL);
@@ -191,7 +191,7 @@ END_TEST
 
 START_TEST(test_retention_shows_and_sets_each_state)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out;
 
 	out = ctl_ok(0, "retention", NULL);
@@ -227,7 +227,7 @@ END_TEST
 
 START_TEST(test_refused_retention_is_the_functions_message_and_writes_nothing)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *before = t_str(c, RETENTION, NULL), *after;
 
 	ctl_fails(1, "pgjobd.set_retention: state", "retention", "running", "1 day", NULL);
@@ -245,7 +245,7 @@ END_TEST
 
 START_TEST(test_maintain_runs_once_and_prints_its_counts)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out;
 
 	/* Two scheduled jobs whose time has come: maintain promotes them. */
@@ -278,7 +278,7 @@ END_TEST
 
 START_TEST(test_grant_revoke_and_grants_keep_the_enqueue_rights)
 {
-	PGconn *c = ctl_fresh_db(DB);
+	PGconn *c = t_fresh_schema(DB, NULL);
 	char *out;
 
 	PQclear(t_exec(c, "DROP ROLE IF EXISTS t_ctl_app", NULL));

@@ -74,7 +74,7 @@ START_TEST(test_two_daemons_never_run_a_job_twice)
 {
 	char *cfg_a = d_config(FAST "name = w-a\nconcurrency = 4\n[handler.fast]\ncommand = /bin/true\n");
 	char *cfg_b = d_config(FAST "name = w-b\nconcurrency = 4\n[handler.fast]\ncommand = /bin/true\n");
-	PGconn *c = d_fresh_db("pgjobd_d_two", cfg_a);
+	PGconn *c = t_fresh_schema("pgjobd_d_two", cfg_a);
 	struct t_daemon *a = d_start(cfg_a, NULL), *b = d_start(cfg_b, NULL);
 
 	PQclear(t_exec(c, "SELECT pgjobd.enqueue('fast', jsonb_build_object('i', g))"
@@ -111,7 +111,7 @@ START_TEST(test_killed_daemons_job_is_rescued_after_lease_expiry)
 	char *dir = d_make_dir();
 	char *cfg_a = d_config(FAST "name = w-a\n[handler.slow]\n" FIRST_ATTEMPT_HANGS, dir);
 	char *cfg_b = d_config(FAST "name = w-b\n[handler.slow]\n" FIRST_ATTEMPT_HANGS, dir);
-	PGconn *c = d_fresh_db("pgjobd_d_rescue", cfg_a);
+	PGconn *c = t_fresh_schema("pgjobd_d_rescue", cfg_a);
 	struct t_daemon *a = d_start(cfg_a, NULL), *b;
 	long long id = d_enqueue(c, "slow", "{}");
 	pid_t handler;
@@ -153,7 +153,7 @@ START_TEST(test_stale_outcome_is_refused)
 			    " do sleep 0.02; done; echo attempt $PGJOBD_ATTEMPT'\n", dir);
 	char *cfg_a = d_config(TIMINGS("30s", "14s", "1h") "name = w-a\nconcurrency = 1\n%s", h);
 	char *cfg_b = d_config(TIMINGS("2s", "500ms", "200ms") "name = w-b\n%s", h);
-	PGconn *c = d_fresh_db("pgjobd_d_fence", cfg_a);
+	PGconn *c = t_fresh_schema("pgjobd_d_fence", cfg_a);
 	struct t_daemon *a = d_start(cfg_a, NULL), *b;
 	long long id = d_enqueue(c, "wait", "{}"), token_a, token_b;
 	char *log;
@@ -202,7 +202,7 @@ START_TEST(test_cancel_kills_running_handler_within_a_second)
 	char *cfg = d_config(FAST "[handler.sleep]\n"
 				"command = /bin/sh -c 'echo $$ > %s/pid; exec sleep 1000'\n",
 	    dir);
-	PGconn *c = d_fresh_db("pgjobd_d_cancel", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_cancel", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "sleep", "{}");
 	char *finished, *after;
@@ -242,7 +242,7 @@ START_TEST(test_sigterm_drain_lets_running_handler_finish)
 {
 	char *cfg = d_config(FAST "shutdown_timeout = 10s\n"
 				"[handler.sec]\ncommand = /bin/sh -c 'sleep 1; echo finished'\n");
-	PGconn *c = d_fresh_db("pgjobd_d_drain", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_drain", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "sec", "{}"), late;
 
@@ -268,7 +268,7 @@ START_TEST(test_sigterm_drain_timeout_kills_and_hands_job_back)
 {
 	char *dir = d_make_dir();
 	char *cfg = d_config(FAST "shutdown_timeout = 500ms\n" SLEEPER, dir);
-	PGconn *c = d_fresh_db("pgjobd_d_draintimeout", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_draintimeout", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "sleep", "{}");
 	pid_t handler;
@@ -292,7 +292,7 @@ START_TEST(test_second_sigterm_skips_the_wait)
 {
 	char *dir = d_make_dir();
 	char *cfg = d_config(FAST "shutdown_timeout = 60s\n" SLEEPER, dir);
-	PGconn *c = d_fresh_db("pgjobd_d_twice", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_twice", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "sleep", "{}");
 	int64_t t0;
@@ -323,7 +323,7 @@ START_TEST(test_sighup_good_config_adds_handler_and_spares_running_ones)
 	char *old = d_asprintf(FAST "[handler.old]\ncommand = /bin/sh -c 'while [ ! -e %s/go ];"
 				   " do sleep 0.02; done; echo old'\n", dir);
 	char *cfg = d_config("%s", old), *more;
-	PGconn *c = d_fresh_db("pgjobd_d_hupgood", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_hupgood", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long o = d_enqueue(c, "old", "{}"), x;
 
@@ -354,7 +354,7 @@ START_TEST(test_sighup_bad_config_is_logged_and_old_one_kept)
 {
 	const char *good = FAST "[handler.old]\ncommand = /bin/echo old\n";
 	char *cfg = d_config("%s", good), *bad, *where;
-	PGconn *c = d_fresh_db("pgjobd_d_hupbad", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_hupbad", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id;
 	int line;
@@ -406,7 +406,7 @@ START_TEST(test_database_restart_loses_no_job)
 	char *cfg = d_config(TIMINGS("10s", "500ms", "500ms") "concurrency = 6\n"
 				"[handler.long]\ncommand = /bin/sh -c 'sleep 1.5; echo long'\n"
 				"[handler.work]\ncommand = /bin/sh -c 'sleep 0.02; echo ok'\n");
-	PGconn *c = d_fresh_db("pgjobd_d_restart", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_restart", cfg);
 	struct t_daemon *d;
 	char *log;
 
@@ -457,7 +457,7 @@ END_TEST
 START_TEST(test_database_down_at_start_is_waited_for)
 {
 	char *cfg = d_config(FAST "[handler.echo]\ncommand = /bin/echo up\n");
-	PGconn *c = d_fresh_db("pgjobd_d_downatstart", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_downatstart", cfg);
 	struct t_daemon *d;
 	long long id = d_enqueue(c, "echo", "{}");
 
@@ -481,7 +481,7 @@ END_TEST
 START_TEST(test_failed_outcome_write_is_retried_and_the_lease_held)
 {
 	char *cfg = d_config(FAST "[handler.echo]\ncommand = /bin/echo hi\n");
-	PGconn *c = d_fresh_db("pgjobd_d_writefail", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_writefail", cfg);
 	struct t_daemon *d;
 	char *log;
 	long long id, token;
@@ -525,7 +525,7 @@ START_TEST(test_worker_row_while_running_and_gone_after_stop)
 	char *cfg = d_config(FAST "concurrency = 3\n[handler.wait]\n"
 				"command = /bin/sh -c 'while [ ! -e %s/go ]; do sleep 0.02; done'\n",
 	    dir);
-	PGconn *c = d_fresh_db("pgjobd_d_workers", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_workers", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	char host[256], *want;
 	long long id;

@@ -27,7 +27,7 @@
 START_TEST(test_success_stores_stdout_as_result)
 {
 	char *cfg = d_config(FAST "[handler.echo]\ncommand = /bin/cat\n");
-	PGconn *c = d_fresh_db("pgjobd_d_success", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_success", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "echo", "{\"hello\": \"world\", \"n\": [1, 2, 3]}");
 
@@ -48,7 +48,7 @@ START_TEST(test_failure_retries_with_growing_backoff_then_dead)
 	char *cfg = d_config(FAST "[handler.fail]\n"
 				"command = /bin/sh -c 'echo oops >&2; exit 1'\n"
 				"max_attempts = 4\nbackoff = 200ms\nbackoff_max = 10s\n");
-	PGconn *c = d_fresh_db("pgjobd_d_retry", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_retry", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "fail", "{}");
 	char idtext[32], *err;
@@ -92,7 +92,7 @@ START_TEST(test_dead_exit_code_is_dead_at_once)
 {
 	char *cfg = d_config(FAST "[handler.bad]\ncommand = /bin/sh -c 'exit 42'\n"
 				"max_attempts = 5\nbackoff = 100ms\ndead_exit_codes = 42\n");
-	PGconn *c = d_fresh_db("pgjobd_d_deadcode", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_deadcode", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "bad", "{}");
 	char *err;
@@ -117,7 +117,7 @@ START_TEST(test_timeout_kills_handler_and_its_background_grandchild)
 				"command = /bin/sh -c 'sleep 1000 & echo $! > %s/pid; wait'\n"
 				"timeout = 1s\nmax_attempts = 1\n",
 	    dir);
-	PGconn *c = d_fresh_db("pgjobd_d_timeout", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_timeout", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = d_enqueue(c, "hang", "{}");
 	pid_t grandchild;
@@ -145,7 +145,7 @@ END_TEST
 START_TEST(test_run_at_in_the_future_is_honoured)
 {
 	char *cfg = d_config(FAST "[handler.echo]\ncommand = /bin/cat\n");
-	PGconn *c = d_fresh_db("pgjobd_d_runat", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_runat", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long id = t_int(c, "SELECT pgjobd.enqueue('echo', '{}', 'default',"
 				" now() + interval '2 s')", NULL);
@@ -164,7 +164,7 @@ END_TEST
 START_TEST(test_jobs_start_in_priority_then_run_at_then_id_order)
 {
 	char *cfg = d_config(FAST "concurrency = 1\n[handler.t]\ncommand = /bin/true\n");
-	PGconn *c = d_fresh_db("pgjobd_d_order", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_order", cfg);
 	char *now = t_str(c, "SELECT now()::text", NULL);
 	const char *ins = "SELECT pgjobd.enqueue('t', '{}', 'default',"
 			  " $1::timestamptz - $2::interval, $3::int)";
@@ -203,7 +203,7 @@ END_TEST
 START_TEST(test_unmapped_type_is_never_leased)
 {
 	char *cfg = d_config(FAST "[handler.known]\ncommand = /bin/true\n");
-	PGconn *c = d_fresh_db("pgjobd_d_unmapped", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_unmapped", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long stranger = d_enqueue(c, "unknown", "{}");
 	long long first = d_enqueue(c, "known", "{}"), second;
@@ -229,7 +229,7 @@ START_TEST(test_type_concurrency_cap_holds_while_other_types_run)
 	char *cfg = d_config(FAST "concurrency = 4\n"
 				"[handler.capped]\ncommand = /bin/sleep 0.05\nconcurrency = 1\n"
 				"[handler.free]\ncommand = /bin/sleep 0.01\n");
-	PGconn *c = d_fresh_db("pgjobd_d_cap", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_cap", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	int64_t deadline = t_now_ms() + 60000;
 	int max_capped = 0, samples = 0;
@@ -278,7 +278,7 @@ END_TEST
 START_TEST(test_handler_stdin_is_the_payload_byte_for_byte)
 {
 	char *cfg = d_config(FAST "output_limit = 1MiB\n[handler.echo]\ncommand = /bin/cat\n");
-	PGconn *c = d_fresh_db("pgjobd_d_stdin", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_stdin", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	/* Unicode (2-, 3- and 4-byte), escapes, control characters, and a
 	 * payload larger than a pipe holds (written without blocking while
@@ -334,7 +334,7 @@ START_TEST(test_handler_environment_is_exactly_the_contract)
 {
 	char *cfg = d_config(FAST "queues = q-1\n[handler.env]\ncommand = /usr/bin/env\n"
 				"environment = LANG=C.UTF-8 MODE=fast\nmax_attempts = 7\n");
-	PGconn *c = d_fresh_db("pgjobd_d_env", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_env", cfg);
 	/* None of these may reach the handler (nor ASAN_OPTIONS, PGHOST,
 	 * PGDATABASE ... of the test's own environment). */
 	char *extra[] = {"NOTIFY_SOCKET=/nonexistent", "PGPASSWORD=secret", "FOO=bar", NULL};
@@ -368,7 +368,7 @@ START_TEST(test_handler_has_no_descriptor_but_stdio)
 {
 	char *cfg = d_config(FAST "[handler.fds]\ncommand = /bin/ls -1 /proc/self/fd\n"
 				"[handler.kinds]\ncommand = /bin/sh -c 'ls -l /proc/$$/fd'\n");
-	PGconn *c = d_fresh_db("pgjobd_d_fds", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_fds", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long fds = d_enqueue(c, "fds", "{}"), kinds = d_enqueue(c, "kinds", "{}");
 	char *result;
@@ -419,7 +419,7 @@ START_TEST(test_huge_output_keeps_the_tail_and_memory_flat)
 	char *cfg = d_config(FAST "output_limit = 64KiB\n"
 				"[handler.flood]\ncommand = /bin/sh -c 'yes | head -c \"$1\"' sh\n"
 				"args_from_payload = yes\n");
-	PGconn *c = d_fresh_db("pgjobd_d_flood", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_flood", cfg);
 	/* ASan holds freed memory in quarantine (256 MiB by default), which
 	 * reads as growth here in proportion to what the daemon allocates and
 	 * frees meanwhile; keep it small.  A plain build ignores it. */
@@ -461,7 +461,7 @@ START_TEST(test_args_from_payload_are_appended_to_argv)
 	char *cfg = d_config(FAST "[handler.args]\ncommand = /usr/bin/printf '<%%s>'\n"
 				"args_from_payload = yes\n"
 				"[handler.noargs]\ncommand = /usr/bin/printf '<%%s>' fixed\n");
-	PGconn *c = d_fresh_db("pgjobd_d_args", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_args", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	/* Spaces, a newline, backslashes (one before an n), unicode, empty. */
 	long long id = d_enqueue(c, "args",
@@ -489,7 +489,7 @@ START_TEST(test_args_not_an_array_of_strings_is_dead)
 {
 	char *cfg = d_config(FAST "[handler.args]\ncommand = /bin/echo\nargs_from_payload = yes\n"
 				"max_attempts = 5\nbackoff = 100ms\n");
-	PGconn *c = d_fresh_db("pgjobd_d_badargs", cfg);
+	PGconn *c = t_fresh_schema("pgjobd_d_badargs", cfg);
 	struct t_daemon *d = d_start(cfg, NULL);
 	long long scalar = d_enqueue(c, "args", "{\"args\": \"not an array\"}");
 	long long number = d_enqueue(c, "args", "{\"args\": [\"ok\", 1]}");
@@ -524,7 +524,7 @@ START_TEST(test_handler_that_cannot_start_retries_then_dead)
 
 	ck_assert_int_eq(chmod(prog, 0755), 0);
 	cfg = d_config(FAST "[handler.gone]\ncommand = %s\nmax_attempts = 2\nbackoff = 100ms\n", prog);
-	c = d_fresh_db("pgjobd_d_nostart", cfg);
+	c = t_fresh_schema("pgjobd_d_nostart", cfg);
 	d = d_start(cfg, NULL);
 	ck_assert_int_eq(unlink(prog), 0);
 	id = d_enqueue(c, "gone", "{}");

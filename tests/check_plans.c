@@ -102,7 +102,7 @@ START_TEST(test_plans_at_scale_probe_indexes_only)
 	    "AND finished_at > now() - interval '1 day'",
 	    "SELECT * FROM pgjobd.attempt_counts WHERE minute > now() - interval '1 hour'",
 	};
-	PGconn *c = st_fresh("pgjobd_st_scale");
+	PGconn *c = t_fresh_schema("pgjobd_st_scale", NULL);
 
 	/* The partitions ahead, as the daemons' first maintain() makes them. */
 	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
@@ -200,7 +200,7 @@ START_TEST(test_plans_made_on_an_empty_table_still_probe_indexes)
 	    {"heartbeat", "'{5,6}', '{1,2}', 60000, 'w', 'h', 1, 0, 4, 2, '{q}', 'v', '{t}'"},
 	    {"rescue", "'{q}', '{t}', '{5}'"},
 	};
-	PGconn *c = st_fresh("pgjobd_st_empty_plans");
+	PGconn *c = t_fresh_schema("pgjobd_st_empty_plans", NULL);
 	PGresult *r = PQexec(c, stmt_session);
 
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "session: %s",

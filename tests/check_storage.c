@@ -88,7 +88,7 @@ assert_error(PGresult *r, const char *sqlstate, const char *needle, const char *
 
 START_TEST(test_lease_takes_due_jobs_never_future_or_expired_ones)
 {
-	PGconn *c = st_fresh("pgjobd_st_lease");
+	PGconn *c = t_fresh_schema("pgjobd_st_lease", NULL);
 	long long ready, future, due, expired;
 	PGresult *r;
 	char want[96], *s;
@@ -133,7 +133,7 @@ END_TEST
 
 START_TEST(test_outcomes_move_finished_jobs_and_their_attempts_to_history)
 {
-	PGconn *c = st_fresh("pgjobd_st_outcome");
+	PGconn *c = t_fresh_schema("pgjobd_st_outcome", NULL);
 	long long id = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q', idempotency_key => 'k')",
 	                     NULL);
 	char *o, *stale, *s;
@@ -184,7 +184,7 @@ END_TEST
 
 START_TEST(test_maintain_promotes_expires_and_only_one_caller_works_at_a_time)
 {
-	PGconn *c = st_fresh("pgjobd_st_maintain"), *holder;
+	PGconn *c = t_fresh_schema("pgjobd_st_maintain", NULL), *holder;
 	long long due, exp;
 	char ids[32], *s;
 
@@ -239,7 +239,7 @@ END_TEST
 
 START_TEST(test_enqueue_refuses_expires_at_not_after_run_at)
 {
-	PGconn *c = st_fresh("pgjobd_st_expires");
+	PGconn *c = t_fresh_schema("pgjobd_st_expires", NULL);
 
 	assert_error(t_exec_any(c, "SELECT pgjobd.enqueue('t', expires_at => now())", NULL), "22023",
 	             "expires_at", "expires_at now");
@@ -282,7 +282,7 @@ make_due_day(PGconn *c, const char *n)
 
 START_TEST(test_retention_drops_a_due_day_whole_and_keeps_the_others)
 {
-	PGconn *c = st_fresh("pgjobd_st_retention");
+	PGconn *c = t_fresh_schema("pgjobd_st_retention", NULL);
 	long long kept = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL);
 	char *o, *s;
 
@@ -317,7 +317,7 @@ END_TEST
 
 START_TEST(test_retention_step_never_waits_long_for_a_reader_and_is_done_later)
 {
-	PGconn *c = st_fresh("pgjobd_st_reader"), *reader, *q;
+	PGconn *c = t_fresh_schema("pgjobd_st_reader", NULL), *reader, *q;
 	char *s;
 
 	make_due_day(c, "1000");
@@ -346,7 +346,7 @@ END_TEST
 
 START_TEST(test_set_retention_is_checked_shown_and_makes_partitions_ahead)
 {
-	PGconn *c = st_fresh("pgjobd_st_setret");
+	PGconn *c = t_fresh_schema("pgjobd_st_setret", NULL);
 	char *s;
 
 	s = t_str(c, "SELECT string_agg(state || '=' || keep, ' ' ORDER BY state) FROM pgjobd.retention",
@@ -374,7 +374,7 @@ END_TEST
 
 START_TEST(test_a_job_finishing_without_its_partition_lands_in_default_then_moves)
 {
-	PGconn *c = st_fresh("pgjobd_st_default");
+	PGconn *c = t_fresh_schema("pgjobd_st_default", NULL);
 	long long id = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q')", NULL);
 	char *o, *s;
 
@@ -434,7 +434,7 @@ assert_stats_match_rows(PGconn *c, const char *after)
 
 START_TEST(test_queue_stats_counters_match_the_rows_after_every_kind_of_write)
 {
-	PGconn *c = st_fresh("pgjobd_st_counts");
+	PGconn *c = t_fresh_schema("pgjobd_st_counts", NULL);
 	PGresult *r;
 	char *o;
 
@@ -514,7 +514,7 @@ result_id(PGconn *c)
  */
 START_TEST(test_idempotency_key_holds_while_its_job_finishes_and_moves)
 {
-	PGconn *c = st_fresh("pgjobd_st_idem"), *fin = t_connect(), *e[NCONC];
+	PGconn *c = t_fresh_schema("pgjobd_st_idem", NULL), *fin = t_connect(), *e[NCONC];
 
 	for (int i = 0; i < NCONC; i++)
 		e[i] = t_connect();
@@ -652,7 +652,7 @@ END_TEST
 
 START_TEST(test_downgrade_3_to_1_and_back_keeps_every_live_job)
 {
-	PGconn *c = st_fresh("pgjobd_st_down");
+	PGconn *c = t_fresh_schema("pgjobd_st_down", NULL);
 	char *before, *mid, *after;
 
 	PQfinish(c);

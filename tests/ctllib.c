@@ -99,15 +99,6 @@ assert_has(const char *text, const char *needle)
 	ck_assert_msg(strstr(text, needle) != NULL, "no \"%s\" in:\n%s", needle, text);
 }
 
-/* A fresh database with the schema, installed the daemon's way. */
-PGconn *
-ctl_fresh_db(const char *db)
-{
-	t_use_fresh_db(db);
-	t_migrate(NULL, NULL, NULL);
-	return t_connect();
-}
-
 /* An SQL answer about a JSON document DOC (parameter $1). */
 char *
 json_q(PGconn *c, const char *doc, const char *sql)

@@ -23,8 +23,6 @@ void assert_one_line(const char *err, const char *needle);
  * on stderr containing NEEDLE. */
 void ctl_fails(int want_rc, const char *needle, ...);
 void assert_has(const char *text, const char *needle);
-/* A fresh database DB with the schema, installed the daemon's way. */
-PGconn *ctl_fresh_db(const char *db);
 /* An SQL answer about a JSON document DOC (parameter $1); malloc'd. */
 char *json_q(PGconn *c, const char *doc, const char *sql);
 /* SQL ($1: DOC) must answer WANT. */

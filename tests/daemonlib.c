@@ -300,15 +300,6 @@ d_wait_dead(pid_t pid, int timeout_ms)
 
 /* ---- the database ---- */
 
-/* A fresh database NAME, migrated by the binary under test with CFG. */
-PGconn *
-d_fresh_db(const char *name, const char *cfg)
-{
-	t_use_fresh_db(name);
-	t_migrate(cfg, NULL, T_MIGRATED);
-	return t_connect();
-}
-
 long long
 d_enqueue(PGconn *c, const char *type, const char *payload)
 {

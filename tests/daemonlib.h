@@ -1,7 +1,7 @@
 /*
  * daemonlib: helpers shared by the suites that drive the real pgjobd
- * daemon (check_daemon, check_jobs): configs with short timings, a fresh
- * migrated database per test, queries with printf-style SQL, expectations
+ * daemon (check_daemon, check_jobs): configs with short timings (the
+ * database per test is testlib's t_fresh_schema), queries with printf-style SQL, expectations
  * on jobs and their attempts, and daemons started and stopped cleanly.
  *
  * What a test starts (daemons, handler process groups, a stopped cluster)
@@ -69,8 +69,6 @@ int64_t d_wait_dead(pid_t pid, int timeout_ms);
 
 /* ---- the database ---- */
 
-/* A fresh database NAME, migrated by the binary under test with CFG. */
-PGconn *d_fresh_db(const char *name, const char *cfg);
 /* pgjobd.enqueue(TYPE, PAYLOAD): the job's id. */
 long long d_enqueue(PGconn *c, const char *type, const char *payload);
 /* First column of the first row of the SQL, as an integer / a malloc'd

@@ -1,15 +1,12 @@
 /*
  * storelib: what the suites of the storage (check_storage, check_plans,
- * check_counts) share: a fresh database at the newest schema, and the
- * exchange sent as the daemon sends it.
+ * check_counts) share: the exchange sent as the daemon sends it.
  */
 #ifndef PGJOBD_STORELIB_H
 #define PGJOBD_STORELIB_H
 
 #include <libpq-fe.h>
 
-/* Database NAME made afresh and migrated by the real binary; connected. */
-PGconn *st_fresh(const char *name);
 /* The exchange (sql/stmt/exchange.sql) as the daemon sends it: worker "w",
  * queue "q", TYPES with FREE slots, at most 100 jobs, a 60 s lease,
  * OUTCOMES (JSON). */

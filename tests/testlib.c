@@ -206,6 +206,14 @@ t_migrate(const char *config, const char *to, const char *expect)
 	free(err);
 }
 
+PGconn *
+t_fresh_schema(const char *name, const char *config)
+{
+	t_use_fresh_db(name);
+	t_migrate(config, NULL, T_MIGRATED);
+	return t_connect();
+}
+
 /* Append what is readable on FD to *BUF; false at EOF. */
 static bool
 slurp(int fd, char **buf, size_t *len)

@@ -44,6 +44,9 @@ char *t_config(const char *extra);
  * NULL: one of t_config(""); TO NULL: the newest version); fails unless it
  * exits 0 and, when EXPECT is not NULL, prints EXPECT. */
 void t_migrate(const char *config, const char *to, const char *expect);
+/* Database NAME made afresh (t_use_fresh_db), migrated to the newest
+ * version with CONFIG (NULL: as t_migrate), and connected to. */
+PGconn *t_fresh_schema(const char *name, const char *config);
 
 /* Run ARGV to completion (at most TIMEOUT_MS), capturing stdout and
  * stderr into malloc'd strings; returns the exit status (128+N when killed
