@@ -17,7 +17,7 @@ SET plan_cache_mode = force_generic_plan;
 -- table it reads, so no sequential scan is ever the right plan at any
 -- size: the planner takes one only where no index can serve (the JSON of
 -- the outcomes, the few rows of pgjobd.retention it reads by key anyway).
--- tests/check_storage.c proves the plans with EXPLAIN under these
+-- tests/check_plans.c proves the plans with EXPLAIN under these
 -- settings, made on an empty table and on one beside a million finished
 -- and 100000 scheduled jobs.
 SET enable_seqscan = off;
