@@ -14,15 +14,14 @@ SELECT queue, ready, scheduled, running, done, dead, cancelled, expired,
  ORDER BY queue;
 
 \echo '== oldest ready job per queue (due, waiting for a daemon)'
--- The queues by a loose index scan (one probe each, however many jobs are
--- waiting), then the oldest due job of each: 'ready' rows and scheduled
--- rows already due (pgjobd.live's own states; pgjobd.jobs shows both as
--- ready).
-WITH RECURSIVE q AS (
-  (SELECT queue FROM pgjobd.live ORDER BY queue LIMIT 1)
-  UNION ALL
-  SELECT (SELECT l.queue FROM pgjobd.live l WHERE l.queue > q.queue ORDER BY l.queue LIMIT 1)
-    FROM q WHERE q.queue IS NOT NULL
+-- The queues with waiting jobs, from the counts behind queue_stats (a few
+-- rows a queue), then the oldest due job of each by index: 'ready' rows
+-- and scheduled rows already due (pgjobd.live's own states; pgjobd.jobs
+-- shows both as ready).  The jobs of pgjobd.later are hours from due while
+-- any daemon runs (queue_stats counts them).
+WITH q AS (
+  SELECT queue FROM pgjobd.live_counts
+   GROUP BY queue HAVING sum(n) FILTER (WHERE state IN ('ready', 'scheduled')) > 0
 )
 SELECT q.queue, o.id, o.type, o.priority, o.run_at,
        date_trunc('second', now() - o.run_at) AS waiting
@@ -38,7 +37,6 @@ SELECT q.queue, o.id, o.type, o.priority, o.run_at,
           AND (l.expires_at IS NULL OR l.expires_at > now())
         ORDER BY l.run_at, l.id LIMIT 1)) x
     ORDER BY x.run_at, x.id LIMIT 1) o
- WHERE q.queue IS NOT NULL
  ORDER BY q.queue;
 
 \echo '== running jobs, their worker and the lease left'
