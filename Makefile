@@ -40,7 +40,7 @@ TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql
               check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn \
               check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl check_ctl_admin \
               check_conninfo check_resolve check_net check_metrics check_metrics_http \
-              check_cronspec check_schedule check_counts check_plans
+              check_cronspec check_schedule check_counts check_plans check_later
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
 check_cfg_value_OBJS := cfg_value.o xmalloc.o
 check_cfg_errors_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
@@ -48,7 +48,7 @@ check_cfg_ini_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
 check_sql_OBJS := t_sqllib.o
 check_enqueue_OBJS := t_sqllib.o
 check_stmt_OBJS := stmts.o
-check_roles_OBJS := stmts.o
+check_roles_OBJS := stmts.o t_daemonlib.o
 check_storage_OBJS := stmts.o t_storelib.o
 check_plans_OBJS := stmts.o t_storelib.o
 check_outcome_OBJS := outcome.o $(CFG_OBJS) xmalloc.o
@@ -71,6 +71,7 @@ check_metrics_http_OBJS := buf.o xmalloc.o t_promtext.o
 check_cronspec_OBJS :=
 check_schedule_OBJS :=
 check_counts_OBJS := stmts.o t_storelib.o
+check_later_OBJS := stmts.o t_storelib.o t_daemonlib.o
 # Run once, outside the sanitizer loop: it installs the package (make deb)
 # into a Debian 12 booted by tests/with-nspawn.sh, when the machine can.
 ONCE_TESTS := check_systemd

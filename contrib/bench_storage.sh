@@ -56,11 +56,11 @@ drain() {
 	say "$1: $SN jobs at C=$SC: $run jobs/s"
 }
 
-# sizes: "live T+I, history T+I, attempt_history T+I" (table + its
-# indexes, MiB; a partitioned table's are its partitions').
+# sizes: "live T+I, later T+I, history T+I, attempt_history T+I" (table +
+# its indexes, MiB; a partitioned table's are its partitions').
 sizes() {
-	sql "WITH r(name, rel) AS (VALUES ('live', 'pgjobd.live'), ('history', 'pgjobd.history'),
-	       ('attempt_history', 'pgjobd.attempt_history'))
+	sql "WITH r(name, rel) AS (VALUES ('live', 'pgjobd.live'), ('later', 'pgjobd.later'),
+	       ('history', 'pgjobd.history'), ('attempt_history', 'pgjobd.attempt_history'))
 	     SELECT string_agg(format('%s %s+%s MiB', r.name,
 	            round(sum_t / 1048576.0), round(sum_i / 1048576.0)), ', ')
 	       FROM r, LATERAL (SELECT sum(pg_table_size(t.relid)) AS sum_t,
@@ -123,7 +123,9 @@ sql "INSERT INTO pgjobd.attempt_history (job_id, attempt, worker, started_at, fi
        outcome, exit_code, purge_on)
      SELECT id, 1, worker, started_at, finished_at, state, exit_code, purge_on
        FROM pgjobd.history WHERE id > 1000000000" >/dev/null
-sql "INSERT INTO pgjobd.live (queue, type, payload, state, priority, run_at)
+# The scheduled jobs a day ahead, half at a higher priority than the
+# backlog, where pgjobd.enqueue puts them: pgjobd.later (tests/check_later).
+sql "INSERT INTO pgjobd.later (queue, type, payload, state, priority, run_at)
      SELECT 'default', 'true', '{}', 'scheduled', CASE WHEN i % 2 = 0 THEN -10 ELSE 0 END,
             now() + interval '1 day' + i * interval '10 ms'
        FROM generate_series(1, $n_scheduled) i" >/dev/null

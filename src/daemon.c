@@ -87,12 +87,14 @@ on_rescue_over(void *arg)
 }
 
 static void
-on_maintain_over(void *arg, bool promoted)
+on_maintain_over(void *arg, bool promoted, bool more)
 {
 	struct daemon *d = arg;
 
 	if (promoted)
 		d->want_lease = true; /* scheduled jobs became due */
+	if (more)
+		d->want_maintain = true; /* the next batch, without waiting for the poll */
 	daemon_advance(d);
 }
 

@@ -56,7 +56,7 @@ struct daemon {
 	bool flush_expired;  /* unwritten outcomes waited long enough */
 	bool want_lease;     /* a reason to lease came up since the last exchange */
 	bool want_rescue;    /* the poll ticked, or we (re)connected */
-	bool want_maintain;  /* the poll ticked, or we (re)connected */
+	bool want_maintain;  /* the poll ticked, we (re)connected, or a round was full */
 	bool want_heartbeat; /* the heartbeat ticked, or we (re)connected */
 
 	bool status_dirty;

@@ -8,7 +8,8 @@
 #include "stmts.h"
 #include "xmalloc.h"
 
-#define MAINTAIN_BATCH "10000" /* rows promoted, and rows expired, per round at most */
+#define MAINTAIN_BATCH 10000 /* rows moved, made ready and expired, each per round at most */
+#define MAINTAIN_BATCH_S "10000"
 
 enum { C_PROMOTED, C_EXPIRED, C_CREATED, C_DROPPED, C_SKIPPED, C_COUNT };
 static const char *const columns[C_COUNT] = {
@@ -19,12 +20,12 @@ static const char *const columns[C_COUNT] = {
 struct maintain {
 	enum maintain_state state;
 	struct db *db;
-	void (*over)(void *arg, bool promoted);
+	void (*over)(void *arg, bool promoted, bool more);
 	void *arg;
 };
 
 struct maintain *
-maintain_new(struct db *db, void (*over)(void *arg, bool promoted), void *arg)
+maintain_new(struct db *db, void (*over)(void *arg, bool promoted, bool more), void *arg)
 {
 	struct maintain *m = xcalloc(1, sizeof *m);
 
@@ -53,7 +54,8 @@ maintain_done(void *arg, PGresult *res)
 	struct maintain *m = arg;
 	char msg[512];
 	int col[C_COUNT];
-	bool promoted = false;
+	bool promoted = false, more = false;
+	long long n_promoted, n_expired;
 
 	m->state = MAINTAIN_IDLE;
 	if (res && (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
@@ -61,8 +63,13 @@ maintain_done(void *arg, PGresult *res)
 		log_errx("storage maintenance failed: %s",
 		    log_oneline(msg, sizeof msg, PQresultErrorMessage(res)));
 	} else if (res && strcmp(PQgetvalue(res, 0, col[C_SKIPPED]), "t") != 0) {
-		promoted = atoll(PQgetvalue(res, 0, col[C_PROMOTED])) > 0;
-		if (atoll(PQgetvalue(res, 0, col[C_EXPIRED])) > 0 ||
+		n_promoted = atoll(PQgetvalue(res, 0, col[C_PROMOTED]));
+		n_expired = atoll(PQgetvalue(res, 0, col[C_EXPIRED]));
+		promoted = n_promoted > 0;
+		/* A full batch: more may be waiting (a backlog of pgjobd.later
+		 * after every daemon was stopped). */
+		more = n_promoted >= MAINTAIN_BATCH || n_expired >= MAINTAIN_BATCH;
+		if (n_expired > 0 ||
 		    atoll(PQgetvalue(res, 0, col[C_CREATED])) > 0 ||
 		    atoll(PQgetvalue(res, 0, col[C_DROPPED])) > 0)
 			log_info("storage maintenance: %s promoted, %s expired, %s day(s) of "
@@ -70,13 +77,13 @@ maintain_done(void *arg, PGresult *res)
 			    PQgetvalue(res, 0, col[C_PROMOTED]), PQgetvalue(res, 0, col[C_EXPIRED]),
 			    PQgetvalue(res, 0, col[C_CREATED]), PQgetvalue(res, 0, col[C_DROPPED]));
 	}
-	m->over(m->arg, promoted);
+	m->over(m->arg, promoted, more);
 }
 
 bool
 maintain_send(struct maintain *m)
 {
-	const char *params[1] = {MAINTAIN_BATCH};
+	const char *params[1] = {MAINTAIN_BATCH_S};
 
 	if (m->state != MAINTAIN_IDLE || !db_is_up(m->db))
 		return false;

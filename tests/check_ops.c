@@ -137,6 +137,7 @@ START_TEST(test_install_lays_out_files_with_modes_and_uninstall_removes_them)
 		"0644 /usr/share/pgjobd/sql/004_roles.sql",
 		"0644 /usr/share/pgjobd/sql/005_schedules.sql",
 		"0644 /usr/share/pgjobd/sql/006_attempt_counts.sql",
+		"0644 /usr/share/pgjobd/sql/007_later.sql",
 	};
 	int n = 0;
 

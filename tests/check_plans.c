@@ -3,7 +3,7 @@
  * heartbeat and rescue, planned as the daemon plans them) and of the
  * reads of pgjobd.jobs, pgjobd.attempts, queue_stats and contrib/
  * monitoring.sql, by EXPLAIN: index probes beside a million finished and
- * 100000 scheduled jobs, in both plan modes, and plans made on an empty
+ * 200000 scheduled jobs (half in pgjobd.later), in both plan modes, and plans made on an empty
  * table that stay so once the backlog grows.  How long they take is make
  * bench's to show.
  */
@@ -108,8 +108,9 @@ START_TEST(test_plans_at_scale_probe_indexes_only)
 	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
 
 	/* A million finished jobs (a tenth with keys, some dead), one attempt
-	 * each; 100000 scheduled a day ahead at a higher priority (retries,
-	 * with an attempt each); 1000 ready. */
+	 * each; 100000 scheduled a day ahead at a higher priority (in
+	 * pgjobd.later) and 100000 an hour ahead (retries waiting in
+	 * pgjobd.live, with an attempt each); 1000 ready. */
 	PQclear(t_exec(c,
 	               "INSERT INTO pgjobd.history (id, queue, type, payload, state, priority, run_at, "
 	               "attempts, idempotency_key, created_at, started_at, finished_at, worker, "
@@ -130,10 +131,15 @@ START_TEST(test_plans_at_scale_probe_indexes_only)
 	               "SELECT count(pgjobd.enqueue('t', queue => 'q', priority => -10, "
 	               "run_at => now() + interval '1 day')) FROM generate_series(1, 100000)",
 	               NULL));
+	PQclear(t_exec(c,
+	               "SELECT count(pgjobd.enqueue('t', queue => 'q', priority => -10, "
+	               "run_at => now() + interval '1 hour')) FROM generate_series(1, 100000)",
+	               NULL));
+	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.later", NULL), 100000);
 	PQclear(t_exec(c, "SELECT count(pgjobd.enqueue('t', queue => 'q')) FROM generate_series(1, 1000)",
 	               NULL));
-	/* The scheduled ones are retries: each has a failed attempt (over the
-	 * last day, as the history's are over the last week). */
+	/* The live scheduled ones are retries: each has a failed attempt (over
+	 * the last day, as the history's are over the last week). */
 	PQclear(t_exec(c,
 	               "INSERT INTO pgjobd.live_attempts (job_id, attempt, worker, finished_at, outcome) "
 	               "SELECT id, 1, 'w', now() - id % 86400 * interval '1 s', 'retry' "

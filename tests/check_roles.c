@@ -20,9 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemonlib.h"
 #include "stmts.h"
 
-#define PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define DEADLINE_MS 20000
 /* The hostile sessions' search_path: planted schemas before pg_catalog. */
 #define HOSTILE_PATH "evil,public,pg_catalog"
@@ -153,20 +153,6 @@ expect_state(PGconn *c, const char *state, const char *fmt, ...)
 }
 
 #define denied(c, ...) expect_state(c, "42501", __VA_ARGS__)
-
-/* Run SQL (with printf formatting); it must succeed. */
-static void PRINTF(2, 3)
-run(PGconn *c, const char *fmt, ...)
-{
-	va_list ap;
-	char *sql;
-
-	va_start(ap, fmt);
-	ck_assert_int_ge(vasprintf(&sql, fmt, ap), 0);
-	va_end(ap);
-	PQclear(t_exec(c, sql, NULL));
-	free(sql);
-}
 
 static void PRINTF(3, 4)
 expect_str(PGconn *c, const char *want, const char *fmt, ...)
@@ -387,7 +373,7 @@ START_TEST(test_operator_cancels_and_retries_and_enqueued_by_follows_every_move)
 	expect_str(su, "ready t_app", "SELECT state || ' ' || enqueued_by FROM pgjobd.live "
 	                              "WHERE id = %lld", a);
 	/* A repair through the view (to dead), then retry. */
-	run(su, "UPDATE pgjobd.jobs SET state = 'dead', finished_at = now() WHERE id = %lld", b);
+	d_run(su, "UPDATE pgjobd.jobs SET state = 'dead', finished_at = now() WHERE id = %lld", b);
 	expect_str(su, "dead t_app", "SELECT state || ' ' || enqueued_by FROM pgjobd.history "
 	                             "WHERE id = %lld", b);
 	expect_str(op, "t", "SELECT pgjobd.retry(%lld)", b);
@@ -554,7 +540,7 @@ START_TEST(test_planted_functions_and_operators_are_never_called)
 	expect_str(rd, "2", "SELECT count(*) FROM pgjobd.cron_next('0 3 * * *', 'Europe/Berlin', "
 	                    "n => 2)");
 	expect_str(app, "1", "SELECT count(*) FROM pgjobd.cron_next('@hourly', n => 1)");
-	run(su, "UPDATE pgjobd.schedule_defs SET next_run = now() - '1 s'::interval");
+	d_run(su, "UPDATE pgjobd.schedule_defs SET next_run = now() - '1 s'::interval");
 	r = t_exec(w, stmt_schedule_fire, "{q}", NULL);
 	ck_assert_int_eq(PQntuples(r), 2);
 	ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "kind")), "f");
@@ -613,7 +599,7 @@ START_TEST(test_daemon_runs_every_path_as_a_login_only_in_the_daemon_role)
 	                            "pg_catalog.now() OPERATOR(pg_catalog.+) '300 ms'::interval)",
 	    NULL);
 	/* Two leases of a daemon that died: one job goes again, one is dead. */
-	run(su, "UPDATE pgjobd.live SET state = 'running', worker = 'ghost', "
+	d_run(su, "UPDATE pgjobd.live SET state = 'running', worker = 'ghost', "
 	        "attempts = CASE type WHEN 'ok' THEN 1 ELSE 2 END, "
 	        "started_at = now() - '1 min'::interval, "
 	        "lease_token = nextval('pgjobd.lease_token_seq'), "
@@ -788,7 +774,7 @@ START_TEST(test_downgrade_to_3_keeps_every_job_and_the_roles)
 	PQclear(t_exec(su, "SELECT pgjobd.grant_enqueue('t_app', 'resize')", NULL));
 	a = enqueue_as(app, "resize");
 	b = enqueue_as(app, "resize");
-	run(su, "UPDATE pgjobd.jobs SET state = 'done', finished_at = now() WHERE id = %lld", b);
+	d_run(su, "UPDATE pgjobd.jobs SET state = 'done', finished_at = now() WHERE id = %lld", b);
 	PQfinish(app);
 	migrate_ok(NULL, "3", "schema version 3\n");
 	expect_str(su, "ready done", "SELECT string_agg(state, ' ' ORDER BY id) FROM pgjobd.jobs "

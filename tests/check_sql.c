@@ -28,7 +28,7 @@ extern char **environ;
 #define RACE_DB "pgjobd_sql_race"
 /* What `pgjobd --migrate` prints, and the versions pgjobd.migrations then
  * holds (comma-separated): one per sql/NNN_*.sql file. */
-#define MIGRATION_VERSIONS "1,2,3,4,5,6"
+#define MIGRATION_VERSIONS "1,2,3,4,5,6,7"
 
 /* Call pgjobd.cancel or pgjobd.retry (FN) on ID; returns its boolean. */
 static bool

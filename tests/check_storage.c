@@ -403,35 +403,6 @@ START_TEST(test_a_job_finishing_without_its_partition_lands_in_default_then_move
 }
 END_TEST
 
-/* queue_stats from the counters against a count of the rows themselves. */
-static void
-assert_stats_match_rows(PGconn *c, const char *after)
-{
-	char *want = t_str(c,
-	                   "SELECT coalesce(string_agg(format('%s r%s s%s u%s d%s x%s c%s e%s', queue, "
-	                   "ready, scheduled, running, done, dead, cancelled, expired), ' ' "
-	                   "ORDER BY queue), '') FROM (SELECT queue, "
-	                   "count(*) FILTER (WHERE state = 'ready' AND run_at <= now()) AS ready, "
-	                   "count(*) FILTER (WHERE state = 'ready' AND run_at > now()) AS scheduled, "
-	                   "count(*) FILTER (WHERE state = 'running') AS running, "
-	                   "count(*) FILTER (WHERE state = 'done') AS done, "
-	                   "count(*) FILTER (WHERE state = 'dead') AS dead, "
-	                   "count(*) FILTER (WHERE state = 'cancelled') AS cancelled, "
-	                   "count(*) FILTER (WHERE state = 'expired') AS expired "
-	                   "FROM pgjobd.jobs GROUP BY queue) s",
-	                   NULL);
-	char *got = t_str(c,
-	                  "SELECT coalesce(string_agg(format('%s r%s s%s u%s d%s x%s c%s e%s', queue, "
-	                  "ready, scheduled, running, done, dead, cancelled, expired), ' ' "
-	                  "ORDER BY queue), '') FROM pgjobd.queue_stats",
-	                  NULL);
-
-	ck_assert_msg(strcmp(got, want) == 0, "after %s: queue_stats says\n%s\nthe rows say\n%s",
-	              after, got, want);
-	free(want);
-	free(got);
-}
-
 START_TEST(test_queue_stats_counters_match_the_rows_after_every_kind_of_write)
 {
 	PGconn *c = t_fresh_schema("pgjobd_st_counts", NULL);
@@ -442,37 +413,37 @@ START_TEST(test_queue_stats_counters_match_the_rows_after_every_kind_of_write)
 	                  "THEN now() + interval '1 h' END, expires_at => CASE WHEN i % 5 = 0 THEN "
 	                  "now() + interval '2 h' END) FROM generate_series(1, 60) i, "
 	                  "unnest('{q,other}'::text[]) q", NULL));
-	assert_stats_match_rows(c, "enqueue");
+	st_assert_stats_match_rows(c, "enqueue");
 	r = st_exchange(c, "{t}", "{8}", "[]");
 	PQclear(r);
-	assert_stats_match_rows(c, "a lease");
+	st_assert_stats_match_rows(c, "a lease");
 	o = t_str(c, "SELECT json_agg(json_build_object('id', id, 'token', lease_token, 'outcome', "
 	             "CASE id % 4 WHEN 0 THEN 'done' WHEN 1 THEN 'dead' WHEN 2 THEN 'retry' "
 	             "ELSE 'release' END, 'delay_ms', CASE WHEN id % 8 = 2 THEN 60000 ELSE 0 END))::text "
 	             "FROM pgjobd.live WHERE state = 'running'", NULL);
 	PQclear(st_exchange(c, "{t}", "{3}", o));
 	free(o);
-	assert_stats_match_rows(c, "outcomes of every kind and a lease");
+	st_assert_stats_match_rows(c, "outcomes of every kind and a lease");
 	PQclear(t_exec(c, "SELECT pgjobd.cancel(id) FROM pgjobd.jobs WHERE id % 7 = 0", NULL));
 	PQclear(t_exec(c, "SELECT pgjobd.retry(id) FROM pgjobd.jobs WHERE id % 2 = 0", NULL));
-	assert_stats_match_rows(c, "cancel and retry");
+	st_assert_stats_match_rows(c, "cancel and retry");
 	PQclear(t_exec(c, "UPDATE pgjobd.live SET expires_at = now() - interval '1 s' "
 	                  "WHERE expires_at IS NOT NULL AND state <> 'running'", NULL));
 	PQclear(t_exec(c, "UPDATE pgjobd.live SET run_at = now() - interval '1 s' "
 	                  "WHERE state = 'scheduled' AND id % 2 = 1", NULL));
-	assert_stats_match_rows(c, "jobs expiring and scheduled ones coming due");
+	st_assert_stats_match_rows(c, "jobs expiring and scheduled ones coming due");
 	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
-	assert_stats_match_rows(c, "maintain");
+	st_assert_stats_match_rows(c, "maintain");
 	PQclear(t_exec(c, "UPDATE pgjobd.jobs SET state = 'done', finished_at = now() "
 	                  "WHERE id % 5 = 1 AND state = 'ready'", NULL));
 	PQclear(t_exec(c, "DELETE FROM pgjobd.jobs WHERE id % 9 = 0", NULL));
-	assert_stats_match_rows(c, "writes to the view");
+	st_assert_stats_match_rows(c, "writes to the view");
 	PQclear(t_exec(c, "UPDATE pgjobd.live SET lease_expires_at = now() - interval '1 s' "
 	                  "WHERE state = 'running'", NULL));
 	PQclear(t_exec(c, stmt_rescue, "{q}", "{t}", "{1}", NULL));
-	assert_stats_match_rows(c, "a rescue");
+	st_assert_stats_match_rows(c, "a rescue");
 	PQclear(t_exec(c, "TRUNCATE pgjobd.live, pgjobd.history", NULL));
-	assert_stats_match_rows(c, "TRUNCATE");
+	st_assert_stats_match_rows(c, "TRUNCATE");
 	PQfinish(c);
 }
 END_TEST
@@ -630,12 +601,13 @@ START_TEST(test_upgrade_from_version_1_keeps_every_job_in_every_state)
 	ck_assert_str_eq(after, before);
 	/* Each row is where it belongs now, and the lease still works. */
 	s = t_str(c,
-	          "SELECT format('live=%s history=%s scheduled=%s old_dead_kept=%s', "
+	          "SELECT format('live=%s history=%s later=%s old_dead_kept=%s', "
 	          "(SELECT count(*) FROM pgjobd.live), (SELECT count(*) FROM pgjobd.history), "
-	          "(SELECT count(*) FROM pgjobd.live WHERE state = 'scheduled'), "
+	          "(SELECT count(*) FROM pgjobd.later WHERE state = 'scheduled'), "
 	          "(SELECT count(*) FROM pgjobd.history WHERE state = 'dead'))",
 	          NULL);
-	ck_assert_str_eq(s, "live=40 history=30 scheduled=10 old_dead_kept=10");
+	/* The jobs scheduled a day ahead wait in pgjobd.later (version 7). */
+	ck_assert_str_eq(s, "live=30 history=30 later=10 old_dead_kept=10");
 	free(s);
 	ck_assert_int_eq(t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q', idempotency_key => 'key4')",
 	                       NULL),

@@ -321,6 +321,20 @@ d_qint(PGconn *c, const char *fmt, ...)
 	return v;
 }
 
+/* Run the SQL that FMT makes; it must succeed. */
+void PRINTF(2, 3)
+d_run(PGconn *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+
+	va_start(ap, fmt);
+	ck_assert_int_ge(vasprintf(&sql, fmt, ap), 0);
+	va_end(ap);
+	PQclear(t_exec(c, sql, NULL));
+	free(sql);
+}
+
 /* A malloc'd string (NULL for SQL NULL). */
 char * PRINTF(2, 3)
 d_qstr(PGconn *c, const char *fmt, ...)

@@ -75,6 +75,8 @@ long long d_enqueue(PGconn *c, const char *type, const char *payload);
  * string (NULL for SQL NULL). */
 long long d_qint(PGconn *c, const char *fmt, ...) PRINTF(2, 3);
 char *d_qstr(PGconn *c, const char *fmt, ...) PRINTF(2, 3);
+/* Run the SQL (printf-style); it must succeed. */
+void d_run(PGconn *c, const char *fmt, ...) PRINTF(2, 3);
 /* t_wait_value with printf-style SQL. */
 void d_wait_value(PGconn *c, const char *want, int timeout_ms, const char *fmt, ...)
     PRINTF(4, 5);

@@ -14,8 +14,8 @@
 #include <sys/types.h>
 
 /* What `pgjobd --migrate` prints once the schema is at the newest version
- * (sql/006_*.sql). */
-#define T_SCHEMA_LATEST "6"
+ * (sql/007_*.sql). */
+#define T_SCHEMA_LATEST "7"
 #define T_MIGRATED "schema version " T_SCHEMA_LATEST "\n"
 
 /* Create database NAME afresh (dropping an old one) and make it the

@@ -1,14 +1,17 @@
--- Periodic upkeep of the storage: promote due scheduled jobs, expire jobs
+-- Periodic upkeep of the storage: move the jobs coming due from
+-- pgjobd.later into pgjobd.live, promote due scheduled jobs, expire jobs
 -- past their expires_at, create history partitions ahead and drop the days
--- whose retention has passed (see pgjobd.maintain in sql/003_storage.sql).
--- Sent on the poll timer by every daemon; the first of the moment does the
--- work, the others get skipped = true at once.  Each call is short: at
--- most $1 rows promoted and $1 expired, partition changes wait at most
--- 50 ms for a lock.  Nothing here is needed for correctness of leasing:
--- due scheduled jobs are leased anyway and a job finishing always has a
--- partition (the DEFAULT one at worst).
+-- whose retention has passed (see pgjobd._maintain_storage in
+-- sql/007_later.sql).  Sent on the poll timer by every daemon, and again at
+-- once after a full batch; the first of the moment does the work, the
+-- others get skipped = true at once.  Each call is short: at most $1 rows
+-- moved (by run_at, and $1 by expires_at), $1 made ready and $1 expired;
+-- partition changes wait at most 50 ms for a lock.  Leasing needs nothing
+-- else from it: due scheduled jobs of pgjobd.live are leased anyway and a
+-- job finishing always has a partition (the DEFAULT one at worst).
 --
 -- $1 batch (int; 10000 is a good value)
--- One row: promoted, expired, created (partitions made: days), dropped
--- (days of history removed), skipped (boolean).
+-- One row: promoted (moved from pgjobd.later, plus made ready), expired,
+-- created (partitions made: days), dropped (days of history removed),
+-- skipped (boolean).
 SELECT promoted, expired, created, dropped, skipped FROM pgjobd.maintain($1::int)
