@@ -169,9 +169,11 @@ BEGIN
 END
 $$;
 
--- Move the rows of pgjobd.later with ids IDS into pgjobd.live, where they
--- keep state 'scheduled' (maintain() makes them ready when due).  Returns
--- how many moved.  A row locked by another session is skipped.
+-- Move the rows of pgjobd.later with ids IDS (locked by the caller) into
+-- pgjobd.live, where they keep state 'scheduled' (maintain() makes them
+-- ready when due).  Returns how many moved.  Rows only ever move this way
+-- (later -> live), so a function that looks for a job in pgjobd.later
+-- first and in pgjobd.live next finds one that moves meanwhile.
 CREATE FUNCTION pgjobd._later_move(ids bigint[]) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -464,17 +466,18 @@ $$;
 -- Allow ROLE (and the roles that inherit its privileges) to enqueue jobs
 -- of TYPE ('*': every type).  True when that is new.  The role must also
 
--- As version 3's, for a job in pgjobd.later too.
+-- As version 3's, for a job in pgjobd.later too (looked for there first:
+-- see pgjobd._later_move).
 CREATE OR REPLACE FUNCTION pgjobd.cancel(id bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
 	v pgjobd.live;
-	v_later boolean := false;
+	v_later boolean;
 BEGIN
-	SELECT * INTO v FROM pgjobd.live j WHERE j.id = cancel.id FOR UPDATE;
-	IF NOT FOUND THEN
-		SELECT * INTO v FROM pgjobd.later x WHERE x.id = cancel.id FOR UPDATE;
-		v_later := FOUND;
+	SELECT * INTO v FROM pgjobd.later x WHERE x.id = cancel.id FOR UPDATE;
+	v_later := FOUND;
+	IF NOT v_later THEN
+		SELECT * INTO v FROM pgjobd.live j WHERE j.id = cancel.id FOR UPDATE;
 	END IF;
 	-- Missing here: finished (or no such job).  Past its expires_at and
 	-- not running: already expired.
@@ -518,23 +521,25 @@ BEGIN
 		      h.exit_code, h.last_error, h.result, NULL, NULL, NULL, h.enqueued_by);
 		PERFORM pgjobd._put(v);
 	ELSE
-		-- Expired but not yet moved to history by maintain().
-		UPDATE pgjobd.live j SET state = 'ready', attempts = 0, run_at = now(),
-		       finished_at = NULL, expires_at = NULL
-		 WHERE j.id = retry.id AND j.state <> 'running' AND j.expires_at <= now()
-		RETURNING j.* INTO v;
-		IF NOT FOUND THEN
-			DELETE FROM pgjobd.later x WHERE x.id = retry.id AND x.expires_at <= now()
-			RETURNING x.* INTO v;
-			IF NOT FOUND THEN
-				RETURN false;
-			END IF;
+		-- Expired but not yet moved to history by maintain(): in
+		-- pgjobd.later (looked for first: see pgjobd._later_move) or live.
+		DELETE FROM pgjobd.later x WHERE x.id = retry.id AND x.expires_at <= now()
+		RETURNING x.* INTO v;
+		IF FOUND THEN
 			v.state := 'ready';
 			v.attempts := 0;
 			v.run_at := now();
 			v.finished_at := NULL;
 			v.expires_at := NULL;
 			PERFORM pgjobd._put(v);
+		ELSE
+			UPDATE pgjobd.live j SET state = 'ready', attempts = 0, run_at = now(),
+			       finished_at = NULL, expires_at = NULL
+			 WHERE j.id = retry.id AND j.state <> 'running' AND j.expires_at <= now()
+			RETURNING j.* INTO v;
+			IF NOT FOUND THEN
+				RETURN false;
+			END IF;
 		END IF;
 	END IF;
 	PERFORM pg_notify('pgjobd_enqueue', v.queue);
@@ -620,7 +625,6 @@ BEGIN
 	PERFORM set_config('lock_timeout', v_lock_timeout, true);
 END
 $$;
-
 
 -- ------------------------------------------------------------ the upgrade
 

@@ -194,6 +194,40 @@ START_TEST(test_maintain_moves_what_comes_due_within_the_horizon_batch_by_batch)
 }
 END_TEST
 
+/* cancel() of a job that maintain() is moving from pgjobd.later to
+ * pgjobd.live finds it once the move commits (it looks in later first). */
+START_TEST(test_cancel_while_maintain_moves_the_job_finds_it_in_live)
+{
+	PGconn *c = t_fresh_schema("pgjobd_lt_race", NULL), *m = t_connect();
+	long long id = t_int(c, "SELECT pgjobd.enqueue('t', queue => 'q', run_at => now() + "
+	                        "interval '1 day')", NULL);
+	char sql[160];
+	PGresult *r;
+
+	/* The move, not yet committed: the job's row in later is locked. */
+	d_run(c, "UPDATE pgjobd.later SET run_at = now() + interval '1 hour' WHERE id = %lld", id);
+	PQclear(t_exec(m, "BEGIN", NULL));
+	ck_assert_int_eq(t_int(m, "SELECT promoted FROM pgjobd.maintain()", NULL), 1);
+	snprintf(sql, sizeof sql, "SELECT pgjobd.cancel(%lld)::int", id);
+	ck_assert_int_eq(PQsendQuery(c, sql), 1);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
+	         PQbackendPID(c));
+	t_wait_value(m, "1", 20000, sql);
+	PQclear(t_exec(m, "COMMIT", NULL));
+	r = PQgetResult(c);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "1");
+	PQclear(r);
+	ck_assert_ptr_null(PQgetResult(c));
+	assert_place(c, id, "history", "cancel during the move");
+	assert_shown(c, id, "cancelled");
+	st_assert_stats_match_rows(c, "cancel during the move");
+	PQfinish(m);
+	PQfinish(c);
+}
+END_TEST
+
 /* Poll once an hour: only the upkeep at connect, and the rounds it asks
  * for after a full batch, can move these jobs while the test waits. */
 #define HOURLY TIMINGS("2s", "500ms", "1h")
@@ -307,6 +341,7 @@ main(void)
 
 	tcase_add_test(tc, test_a_job_due_beyond_the_horizon_waits_in_later_and_is_found_everywhere);
 	tcase_add_test(tc, test_maintain_moves_what_comes_due_within_the_horizon_batch_by_batch);
+	tcase_add_test(tc, test_cancel_while_maintain_moves_the_job_finds_it_in_live);
 	tcase_add_test(tc, test_a_daemon_empties_a_backlog_of_later_at_once_and_runs_what_is_due);
 	tcase_add_test(tc, test_downgrade_to_6_and_back_keeps_every_job_and_version_6_word_for_word);
 	return d_run_suite(s);
