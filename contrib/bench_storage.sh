@@ -97,10 +97,18 @@ gin_enqueue() {
 	sql "DELETE FROM pgjobd.live WHERE queue = 'gin'" >/dev/null
 	echo $((t1 - t0))
 }
-gin_off=$(gin_enqueue)
-sql "SELECT pgjobd.index_payloads(true)" >/dev/null
-gin_on=$(gin_enqueue)
-sql "SELECT pgjobd.index_payloads(false)" >/dev/null
+# Three of each, alternating, and the best of each: one transaction of
+# 20000 enqueues varies by a quarter between runs on this machine.
+gin_off=0
+gin_on=0
+for g in 1 2 3; do
+	ms=$(gin_enqueue)
+	if [ "$gin_off" -eq 0 ] || [ "$ms" -lt "$gin_off" ]; then gin_off=$ms; fi
+	sql "SELECT pgjobd.index_payloads(true)" >/dev/null
+	ms=$(gin_enqueue)
+	if [ "$gin_on" -eq 0 ] || [ "$ms" -lt "$gin_on" ]; then gin_on=$ms; fi
+	sql "SELECT pgjobd.index_payloads(false)" >/dev/null
+done
 
 say "storage: $n_finished finished jobs (with attempts), $n_scheduled scheduled"
 t0=$(ms_now)
@@ -210,5 +218,5 @@ row "storage: one retention step ($((n_finished / 9)) finished jobs)" "${ret_s}s
 row "storage: slowest contrib/monitoring.sql query" "$mon ms ($mon_name)" \
     "queue_stats alone $stats_ms ms ($stats jobs; psql round trip included); limit < $MONITOR_MAX_MS ms" \
     "$(ok_if "$mon < $MONITOR_MAX_MS")"
-row "storage: enqueue 20000 jobs, payload GIN index off / on" "$gin_off ms / $gin_on ms" \
+row "storage: enqueue 20000 jobs, payload GIN index off / on (best of 3)" "$gin_off ms / $gin_on ms" \
     "$(calc "sprintf(\"+%.0f%% with pgjobd.index_payloads()\", ($gin_on - $gin_off) * 100 / $gin_off)")" "-"
