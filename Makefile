@@ -37,7 +37,7 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql check_enqueue \
-              check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn \
+              check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn check_spawn_kill \
               check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl check_ctl_admin \
               check_conninfo check_resolve check_net check_metrics check_metrics_http \
               check_cronspec check_schedule check_counts check_plans check_later
@@ -54,7 +54,8 @@ check_plans_OBJS := stmts.o t_storelib.o
 check_outcome_OBJS := outcome.o $(CFG_OBJS) xmalloc.o
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
-check_spawn_OBJS := spawn.o tail.o
+check_spawn_OBJS := spawn.o tail.o t_spawnlib.o
+check_spawn_kill_OBJS := spawn.o tail.o t_spawnlib.o
 check_daemon_OBJS := t_daemonlib.o
 check_jobs_OBJS := t_daemonlib.o
 check_fence_OBJS :=
