@@ -37,7 +37,7 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql check_enqueue \
-              check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn check_spawn_kill \
+              check_stmt check_storage check_roles check_roles_migrate check_outcome check_cli check_tail check_spawn check_spawn_kill \
               check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl check_ctl_admin \
               check_conninfo check_resolve check_net check_net_dead check_metrics check_metrics_http \
               check_cronspec check_schedule check_counts check_plans check_later
@@ -48,7 +48,8 @@ check_cfg_ini_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
 check_sql_OBJS := t_sqllib.o
 check_enqueue_OBJS := t_sqllib.o
 check_stmt_OBJS := stmts.o
-check_roles_OBJS := stmts.o t_daemonlib.o
+check_roles_OBJS := stmts.o t_daemonlib.o t_rolelib.o
+check_roles_migrate_OBJS := t_daemonlib.o t_rolelib.o
 check_storage_OBJS := stmts.o t_storelib.o
 check_plans_OBJS := stmts.o t_storelib.o
 check_outcome_OBJS := outcome.o $(CFG_OBJS) xmalloc.o
