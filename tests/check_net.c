@@ -74,11 +74,11 @@ START_TEST(test_tls_verify_full_runs_jobs_and_a_wrong_ca_is_refused)
 	log = t_daemon_log(d);
 	ck_assert_msg(strstr(log, "database connection failed") &&
 			  strstr(log, "certificate verify failed"),
-	    "no line names the certificate problem:\n%s", n_tail_of(log));
-	ck_assert_msg(n_count_of(log, "retrying in the background") == 1,
-	    "the refusal is not logged exactly once:\n%s", n_tail_of(log));
+	    "no line names the certificate problem:\n%s", t_log_tail(log));
+	ck_assert_msg(t_count_of(log, "retrying in the background") == 1,
+	    "the refusal is not logged exactly once:\n%s", t_log_tail(log));
 	ck_assert_msg(took >= 2500, "4 attempts within %lld ms: no backoff", (long long)took);
-	ck_assert_msg(strstr(log, "ready:") == NULL, "a wrong CA was accepted:\n%s", n_tail_of(log));
+	ck_assert_msg(strstr(log, "ready:") == NULL, "a wrong CA was accepted:\n%s", t_log_tail(log));
 	fprintf(stderr, "figure: wrong CA: attempts 1 to 4 took %lld ms\n", (long long)took);
 	free(log);
 	n_stop_daemon(d);
@@ -142,10 +142,10 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	d2 = t_daemon_start(cfg2, NULL);
 	n_wait_log(d2, "connection attempt 3\n", READY_MS);
 	log = t_daemon_log(d2);
-	ck_assert_msg(n_count_of(log, "database server is read-only or in recovery: the server reports "
+	ck_assert_msg(t_count_of(log, "database server is read-only or in recovery: the server reports "
 				    "in_hot_standby") == 1 &&
-			  n_count_of(log, "retrying in the background") == 1 && !strstr(log, "ready:"),
-	    "a standby is not refused exactly once:\n%s", n_tail_of(log));
+			  t_count_of(log, "retrying in the background") == 1 && !strstr(log, "ready:"),
+	    "a standby is not refused exactly once:\n%s", t_log_tail(log));
 	free(log);
 
 	n_cluster_do("stop", primary);
@@ -176,10 +176,10 @@ START_TEST(test_failover_to_promoted_standby_loses_no_job)
 	log = t_daemon_log(d);
 	/* Lost, then refused while the standby was read-only: a line each
 	 * change, not one per attempt. */
-	ck_assert_msg(n_count_of(log, "retrying in the background") <= 2,
-	    "the outage is logged per attempt:\n%s", n_tail_of(log));
+	ck_assert_msg(t_count_of(log, "retrying in the background") <= 2,
+	    "the outage is logged per attempt:\n%s", t_log_tail(log));
 	fprintf(stderr, "figure: failover: %d connection attempts in all\n",
-	    n_count_of(log, "connection attempt "));
+	    t_count_of(log, "connection attempt "));
 	free(log);
 	n_stop_daemon(d);
 	n_stop_daemon(d2);
@@ -226,16 +226,16 @@ START_TEST(test_read_only_server_is_left_and_retried_with_backoff)
 	n_wait_log(d, "database server is read-only or in recovery", 10000);
 	log = t_daemon_log(d);
 	ck_assert_int_ge(asprintf(&needle, "connection attempt %d\n",
-			     n_count_of(log, "connection attempt ") + 3),
+			     t_count_of(log, "connection attempt ") + 3),
 	    0);
 	free(log);
 	took = n_wait_log(d, needle, 20000);
 	free(needle);
 	log = t_daemon_log(d);
-	ck_assert_msg(n_count_of(log, "database server is read-only or in recovery") == 1,
-	    "read-only is not logged exactly once:\n%s", n_tail_of(log));
-	ck_assert_msg(n_count_of(log, "database connection restored") == 0,
-	    "a read-only server counted as restored:\n%s", n_tail_of(log));
+	ck_assert_msg(t_count_of(log, "database server is read-only or in recovery") == 1,
+	    "read-only is not logged exactly once:\n%s", t_log_tail(log));
+	ck_assert_msg(t_count_of(log, "database connection restored") == 0,
+	    "a read-only server counted as restored:\n%s", t_log_tail(log));
 	/* Three more attempts: 0.5s + 1s + 2s of backoff, -25% jitter: not
 	 * reset by the connections that came up read-only. */
 	ck_assert_msg(took >= 2500, "3 attempts within %lld ms: no backoff", (long long)took);

@@ -137,8 +137,8 @@ START_TEST(test_dns_server_that_never_answers_does_not_stop_the_loop)
 	fprintf(stderr, "figure: dns: SIGHUP answered in %lld ms, lookup hanging\n", (long long)t);
 	log = t_daemon_log(d);
 	ck_assert_msg(strstr(log, "host name lookup timed out") == NULL &&
-			  n_count_of(log, "connection attempt ") == 2,
-	    "the lookup did not hang as the test wants:\n%s", n_tail_of(log));
+			  t_count_of(log, "connection attempt ") == 2,
+	    "the lookup did not hang as the test wants:\n%s", t_log_tail(log));
 	free(log);
 	ck_assert_int_lt(t_now_ms() - hang_started, 15000);
 

@@ -175,25 +175,6 @@ n_release(const char *dir)
 	n_sh("touch %s/release", dir);
 }
 
-int
-n_count_of(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
-/* The last lines of a log, for failure messages. */
-const char *
-n_tail_of(const char *log)
-{
-	size_t n = strlen(log);
-
-	return n > 3000 ? log + n - 3000 : log;
-}
-
 /* Wait for NEEDLE in the daemon's log; the milliseconds it took. */
 int64_t
 n_wait_log(struct t_daemon *d, const char *needle, int timeout_ms)

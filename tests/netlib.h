@@ -58,10 +58,6 @@ void n_migrate(const char *database);
 char *n_hold_handler(const char *dir);
 /* Let the handlers of n_hold_handler(DIR) end. */
 void n_release(const char *dir);
-/* How many times NEEDLE occurs in HAY. */
-int n_count_of(const char *hay, const char *needle);
-/* The last lines of a log, for failure messages. */
-const char *n_tail_of(const char *log);
 /* Wait for NEEDLE in the daemon's log; the milliseconds it took. */
 int64_t n_wait_log(struct t_daemon *d, const char *needle, int timeout_ms);
 /* Stop D; it must exit 0. */
