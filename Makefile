@@ -37,9 +37,9 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql check_enqueue \
-              check_stmt check_storage check_roles check_outcome check_cli check_tail check_spawn \
+              check_stmt check_storage check_roles check_roles_migrate check_outcome check_cli check_tail check_spawn check_spawn_kill \
               check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl check_ctl_admin \
-              check_conninfo check_resolve check_net check_metrics check_metrics_http \
+              check_conninfo check_resolve check_net check_net_dead check_metrics check_metrics_http \
               check_cronspec check_schedule check_counts check_plans check_later
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
 check_cfg_value_OBJS := cfg_value.o xmalloc.o
@@ -48,13 +48,15 @@ check_cfg_ini_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
 check_sql_OBJS := t_sqllib.o
 check_enqueue_OBJS := t_sqllib.o
 check_stmt_OBJS := stmts.o
-check_roles_OBJS := stmts.o t_daemonlib.o
+check_roles_OBJS := stmts.o t_daemonlib.o t_rolelib.o
+check_roles_migrate_OBJS := t_daemonlib.o t_rolelib.o
 check_storage_OBJS := stmts.o t_storelib.o
 check_plans_OBJS := stmts.o t_storelib.o
 check_outcome_OBJS := outcome.o $(CFG_OBJS) xmalloc.o
 check_cli_OBJS :=
 check_tail_OBJS := tail.o
-check_spawn_OBJS := spawn.o tail.o
+check_spawn_OBJS := spawn.o tail.o t_spawnlib.o
+check_spawn_kill_OBJS := spawn.o tail.o t_spawnlib.o
 check_daemon_OBJS := t_daemonlib.o
 check_jobs_OBJS := t_daemonlib.o
 check_fence_OBJS :=
@@ -65,7 +67,8 @@ check_ctl_OBJS := t_ctllib.o
 check_ctl_admin_OBJS := t_ctllib.o
 check_conninfo_OBJS := conninfo.o xmalloc.o buf.o
 check_resolve_OBJS := resolve.o log.o xmalloc.o
-check_net_OBJS :=
+check_net_OBJS := t_netlib.o
+check_net_dead_OBJS := t_netlib.o
 check_metrics_OBJS := metrics.o outcome.o buf.o $(CFG_OBJS) xmalloc.o t_promtext.o
 check_metrics_http_OBJS := buf.o xmalloc.o t_promtext.o
 check_cronspec_OBJS :=

@@ -64,7 +64,7 @@ expect_log(struct t_daemon *d, const char *needle)
 	char *log = t_daemon_log(d);
 
 	ck_assert_msg(strstr(log, needle) != NULL, "daemon log has no \"%s\":\n%s", needle,
-	    d_log_tail(log));
+	    t_log_tail(log));
 	free(log);
 }
 
@@ -184,7 +184,7 @@ START_TEST(test_stale_outcome_is_refused)
 	d_expect_job(c, id, "result = 'attempt 2' || chr(10)");
 	/* A's totals do not count the refused outcome as done. */
 	log = d_expect_clean_exit(a, SIGTERM, STOP_MS);
-	ck_assert_msg(strstr(log, "stopped: done 0,") != NULL, "A's log:\n%s", d_log_tail(log));
+	ck_assert_msg(strstr(log, "stopped: done 0,") != NULL, "A's log:\n%s", t_log_tail(log));
 	free(log);
 	d_stop(b);
 	d_expect_history(c, id, true, "1:lost:w-a,2:done:w-b");
@@ -361,7 +361,7 @@ START_TEST(test_sighup_bad_config_is_logged_and_old_one_kept)
 
 	/* Line 1 [pgjobd], 2 database, then GOOD's lines, then the bad key. */
 	bad = d_asprintf("%sbogus_key = 1\n", good);
-	line = 3 + d_count_of(good, "\n");
+	line = 3 + t_count_of(good, "\n");
 	rewrite_config(cfg, bad);
 	t_daemon_signal(d, SIGHUP, false, 0);
 	t_daemon_wait_log(d, "reload failed", 5000);
@@ -442,10 +442,10 @@ START_TEST(test_database_restart_loses_no_job)
 				 "   WHERE a.job_id = j.id AND a.outcome = 'lost')"), 302);
 	t_daemon_wait_log(d, "database connection restored", 5000);
 	log = t_daemon_log(d);
-	ck_assert_msg(d_count_of(log, "retrying in the background") == 1,
-	    "the outage is not logged exactly once:\n%s", d_log_tail(log));
-	ck_assert_msg(d_count_of(log, "database connection restored") == 1,
-	    "the recovery is not logged exactly once:\n%s", d_log_tail(log));
+	ck_assert_msg(t_count_of(log, "retrying in the background") == 1,
+	    "the outage is not logged exactly once:\n%s", t_log_tail(log));
+	ck_assert_msg(t_count_of(log, "database connection restored") == 1,
+	    "the recovery is not logged exactly once:\n%s", t_log_tail(log));
 	free(log);
 	d_stop(d);
 	ck_assert_int_eq(d_qint(c, "SELECT count(*) FROM pgjobd.workers"), 0);
@@ -506,7 +506,7 @@ START_TEST(test_failed_outcome_write_is_retried_and_the_lease_held)
 	d_expect_job(c, id, "state = 'running' AND attempts = 1 AND lease_token = %lld AND"
 	    " lease_expires_at > now()", token);
 	log = t_daemon_log(d);
-	ck_assert_msg(d_count_of(log, "writing job outcomes failed") >= 2, "log:\n%s", d_log_tail(log));
+	ck_assert_msg(t_count_of(log, "writing job outcomes failed") >= 2, "log:\n%s", t_log_tail(log));
 	free(log);
 	PQclear(t_exec(c, "DELETE FROM public.block", NULL));
 	d_wait_state(c, id, "done", JOB_MS);

@@ -383,7 +383,7 @@ START_TEST(test_handler_has_no_descriptor_but_stdio)
 	 * it has nothing else open (ls runs in a child of it). */
 	d_wait_state(c, kinds, "done", JOB_MS);
 	result = d_qstr(c, "SELECT result FROM pgjobd.jobs WHERE id = %lld", kinds);
-	ck_assert_msg(d_count_of(result, " -> pipe:[") == 3 && d_count_of(result, " -> ") == 3,
+	ck_assert_msg(t_count_of(result, " -> pipe:[") == 3 && t_count_of(result, " -> ") == 3,
 	    "the shell's descriptors:\n%s", result);
 	free(result);
 	d_stop(d);

@@ -187,25 +187,6 @@ d_asprintf(const char *fmt, ...)
 	return s;
 }
 
-int
-d_count_of(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
-/* The last 6000 bytes of a daemon log, for failure messages. */
-const char *
-d_log_tail(const char *log)
-{
-	size_t n = strlen(log);
-
-	return n > 6000 ? log + n - 6000 : log;
-}
-
 /* A config: [pgjobd] with database = "" (libpq env) and TEXT. */
 char * PRINTF(1, 2)
 d_config(const char *fmt, ...)
@@ -431,7 +412,7 @@ expect_one_line_per_event(const char *log)
 		ck_assert_msg(end - l > 24 && isdigit((unsigned char)l[0]) && l[4] == '-' &&
 			l[10] == 'T' && l[23] == ' ',
 		    "log line is not an event of its own: \"%.*s\"\nin:\n%s", (int)(end - l), l,
-		    d_log_tail(log));
+		    t_log_tail(log));
 	}
 }
 
@@ -447,7 +428,7 @@ d_expect_clean_exit(struct t_daemon *d, int sig, int timeout_ms)
 
 	d_untrack_daemon(pid);
 	ck_assert_msg(rc == 0, "daemon %d exited with status %d; log:\n%s", (int)pid, rc,
-	    d_log_tail(log));
+	    t_log_tail(log));
 	expect_one_line_per_event(log);
 	t_daemon_stop(d); /* already reaped: only frees */
 	return log;

@@ -50,10 +50,6 @@ void d_cluster_stopped(const char *pgctl);
 /* Exists and is not a zombie. */
 bool d_alive(pid_t pid);
 char *d_asprintf(const char *fmt, ...) PRINTF(1, 2);
-/* How many times NEEDLE occurs in HAY. */
-int d_count_of(const char *hay, const char *needle);
-/* The last 6000 bytes of a daemon log, for failure messages. */
-const char *d_log_tail(const char *log);
 /* A config: [pgjobd] with database = "" (libpq env) and TEXT. */
 char *d_config(const char *fmt, ...) PRINTF(1, 2);
 /* Remove and free a config of d_config(). */

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Extra clusters on TCP for the connection tests (tests/check_net.c), beside
-# the unix-socket one of tests/with-pg.sh (whose PGTEST_* it uses):
+# Extra clusters on TCP for the connection tests (tests/check_net.c and
+# tests/check_net_dead.c), beside the unix-socket one of tests/with-pg.sh
+# (whose PGTEST_* it uses):
 #   pgnet.sh init DIR ADDR PORT       a primary listening on ADDR:PORT
 #   pgnet.sh ssl DIR CERT KEY         ssl = on with that certificate (copied)
 #   pgnet.sh standby DIR PORT PRIMARY_DIR   pg_basebackup -R of a primary

@@ -37,6 +37,24 @@ t_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int
+t_count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+const char *
+t_log_tail(const char *log)
+{
+	size_t n = strlen(log);
+
+	return n > 6000 ? log + n - 6000 : log;
+}
+
 void
 t_use_fresh_db(const char *name)
 {

@@ -95,4 +95,9 @@ int t_run_suite(Suite *s);
 /* Milliseconds on the monotonic clock. */
 int64_t t_now_ms(void);
 
+/* How many times NEEDLE occurs in HAY. */
+int t_count_of(const char *hay, const char *needle);
+/* The last 6000 bytes of a daemon log, for failure messages. */
+const char *t_log_tail(const char *log);
+
 #endif
