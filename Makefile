@@ -37,9 +37,10 @@ STMT_SQL := $(sort $(wildcard sql/stmt/*.sql))
 
 # Each unit test links only the module it tests (plus the test helpers).
 TESTS      := check_cfg check_cfg_value check_cfg_errors check_cfg_ini check_sql check_enqueue \
-              check_stmt check_storage check_roles check_roles_migrate check_outcome check_cli check_tail check_spawn check_spawn_kill \
-              check_daemon check_jobs check_fence check_strays check_notify check_ops check_ctl check_ctl_admin \
-              check_conninfo check_resolve check_net check_net_dead check_metrics check_metrics_http \
+              check_stmt check_storage check_roles check_roles_migrate check_outcome check_cli \
+              check_tail check_spawn check_spawn_kill check_daemon check_jobs check_fence \
+              check_strays check_notify check_ops check_ctl check_ctl_admin check_conninfo \
+              check_resolve check_net check_net_dead check_metrics check_metrics_http \
               check_cronspec check_schedule check_counts check_plans check_later
 check_cfg_OBJS := $(CFG_OBJS) xmalloc.o t_cfglib.o
 check_cfg_value_OBJS := cfg_value.o xmalloc.o
