@@ -37,6 +37,8 @@
 --    retry and idempotency keys find them.
 --  * pgjobd.later has pgjobd.live's columns in pgjobd.live's order (its
 --    row type serves both); a later change to one must be made to both.
+--  * Also: maintain() sums up only the count groups with new deltas (see
+--    "upkeep" below).
 
 -- ------------------------------------------------ what the down restores
 
@@ -549,8 +551,21 @@ $$;
 
 -- ---------------------------------------------------------------- upkeep
 
+-- The counts behind queue_stats were summed up whole at every call: every
+-- row of pgjobd.history_counts (a queue's states times the days of its
+-- retention) and of pgjobd.live_counts rewritten every poll, thousands of
+-- rows a second with hundreds of queues.  As in pgjobd.attempt_counts, a
+-- summed row is marked, and only the groups with new deltas (found by a
+-- partial index) are summed up again.
+ALTER TABLE pgjobd.history_counts ADD COLUMN summed boolean NOT NULL DEFAULT false;
+ALTER TABLE pgjobd.live_counts ADD COLUMN summed boolean NOT NULL DEFAULT false;
+CREATE INDEX history_counts_delta_idx ON pgjobd.history_counts (queue, state, purge_on)
+	WHERE NOT summed;
+CREATE INDEX live_counts_delta_idx ON pgjobd.live_counts (queue, state) WHERE NOT summed;
+
 -- As version 4's (the storage step of pgjobd.maintain() since version 6),
--- with pgjobd.later's rows moved into pgjobd.live first.
+-- with pgjobd.later's rows moved into pgjobd.live first, and only the
+-- count groups with new deltas summed up.
 CREATE OR REPLACE FUNCTION pgjobd._maintain_storage(batch int DEFAULT 10000,
                                 OUT promoted int, OUT expired int,
                                 OUT created int, OUT dropped int, OUT skipped boolean)
@@ -611,13 +626,31 @@ BEGIN
 		  FROM m JOIN h ON h.id = m.job_id
 	)
 	SELECT count(*) INTO expired FROM h;
-	-- The count deltas summed up, one row per group (zeros dropped).
-	WITH d AS (DELETE FROM pgjobd.history_counts RETURNING *)
-	INSERT INTO pgjobd.history_counts (queue, state, purge_on, n)
-	SELECT d.queue, d.state, d.purge_on, sum(d.n) FROM d GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0;
-	WITH d AS (DELETE FROM pgjobd.live_counts RETURNING *)
-	INSERT INTO pgjobd.live_counts (queue, state, n)
-	SELECT d.queue, d.state, sum(d.n) FROM d GROUP BY 1, 2 HAVING sum(d.n) <> 0;
+	-- The count deltas summed up: only the groups with new deltas, each
+	-- into one row (zeros dropped); a delta committed meanwhile waits for
+	-- the next call.
+	WITH k AS (
+		SELECT DISTINCT c.queue, c.state, c.purge_on FROM pgjobd.history_counts c
+		 WHERE NOT c.summed
+	),
+	d AS (
+		DELETE FROM pgjobd.history_counts c USING k
+		 WHERE c.queue = k.queue AND c.state = k.state AND c.purge_on = k.purge_on
+		RETURNING c.queue, c.state, c.purge_on, c.n
+	)
+	INSERT INTO pgjobd.history_counts (queue, state, purge_on, n, summed)
+	SELECT d.queue, d.state, d.purge_on, sum(d.n), true FROM d
+	 GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0;
+	WITH k AS (
+		SELECT DISTINCT c.queue, c.state FROM pgjobd.live_counts c WHERE NOT c.summed
+	),
+	d AS (
+		DELETE FROM pgjobd.live_counts c USING k
+		 WHERE c.queue = k.queue AND c.state = k.state
+		RETURNING c.queue, c.state, c.n
+	)
+	INSERT INTO pgjobd.live_counts (queue, state, n, summed)
+	SELECT d.queue, d.state, sum(d.n), true FROM d GROUP BY 1, 2 HAVING sum(d.n) <> 0;
 	-- Partitions ahead, then the days whose retention has passed.
 	PERFORM set_config('lock_timeout', '50ms', true);
 	created := pgjobd._make_partitions();

@@ -448,6 +448,53 @@ START_TEST(test_queue_stats_counters_match_the_rows_after_every_kind_of_write)
 }
 END_TEST
 
+/* The rows of both count tables for queue Q, each with the transaction
+ * that wrote it. */
+#define COUNT_ROWS(q)                                                                     \
+	"SELECT coalesce(string_agg(format('%s %s %s %s', t, state, n, x), ',' ORDER BY t, state, " \
+	"x), '') FROM (SELECT 'l' AS t, state, n, xmin::text AS x FROM pgjobd.live_counts "        \
+	"WHERE queue = '" q "' UNION ALL SELECT 'h', state, n, xmin::text FROM "                 \
+	"pgjobd.history_counts WHERE queue = '" q "') r"
+
+START_TEST(test_maintain_sums_up_only_the_count_groups_with_new_deltas)
+{
+	PGconn *c = t_fresh_schema("pgjobd_st_sums", NULL);
+	char *a, *s;
+
+	/* The partitions first, so that no job moves out of the DEFAULT one
+	 * (two more deltas) in the calls below. */
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
+	PQclear(t_exec(c, "SELECT pgjobd.enqueue('t', queue => q) FROM unnest('{a,a,a,b,b}'::text[]) q",
+	               NULL));
+	PQclear(t_exec(c, "SELECT pgjobd.cancel(min(id)) FROM pgjobd.live GROUP BY queue", NULL));
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
+	/* One summed row per group. */
+	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.live_counts", NULL), 2);
+	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM pgjobd.history_counts", NULL), 2);
+	ck_assert_int_eq(t_int(c, "SELECT count(*) FROM (SELECT summed FROM pgjobd.live_counts "
+	                          "UNION ALL SELECT summed FROM pgjobd.history_counts) u "
+	                          "WHERE NOT summed", NULL),
+	                 0);
+	a = t_str(c, COUNT_ROWS("a"), NULL);
+
+	/* New deltas in queue b only: queue a's rows are not written again. */
+	PQclear(t_exec(c, "SELECT pgjobd.enqueue('t', queue => 'b')", NULL));
+	PQclear(t_exec(c, "SELECT pgjobd.cancel(min(id)) FROM pgjobd.live WHERE queue = 'b'", NULL));
+	PQclear(t_exec(c, "SELECT pgjobd.maintain()", NULL));
+	ck_assert_str_eq((s = t_str(c, COUNT_ROWS("a"), NULL)), a);
+	free(s);
+	s = t_str(c, "SELECT string_agg(format('%s %s %s', state, n, summed), ',' ORDER BY state) "
+	             "FROM (SELECT state, n, summed FROM pgjobd.live_counts WHERE queue = 'b' "
+	             "UNION ALL SELECT state, n, summed FROM pgjobd.history_counts WHERE queue = 'b') r",
+	          NULL);
+	ck_assert_str_eq(s, "cancelled 2 t,ready 1 t");
+	free(s);
+	st_assert_stats_match_rows(c, "maintain after new deltas in one queue");
+	free(a);
+	PQfinish(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------- idempotency */
 
 #define NCONC 8
@@ -679,6 +726,7 @@ storage_suite(void)
 	tcase_add_test(tc, test_a_job_finishing_without_its_partition_lands_in_default_then_moves);
 	tcase_add_test(tc, test_idempotency_key_holds_while_its_job_finishes_and_moves);
 	tcase_add_test(tc, test_queue_stats_counters_match_the_rows_after_every_kind_of_write);
+	tcase_add_test(tc, test_maintain_sums_up_only_the_count_groups_with_new_deltas);
 	tcase_add_test(tc, test_upgrade_from_version_1_keeps_every_job_in_every_state);
 	tcase_add_test(tc, test_downgrade_3_to_1_and_back_keeps_every_live_job);
 	suite_add_tcase(s, tc);

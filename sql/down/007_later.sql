@@ -1,6 +1,7 @@
 -- Undo schema version 7 (sql/007_later.sql): the jobs of pgjobd.later go
--- back into pgjobd.live as scheduled rows, and the definitions version 7
--- replaced are version 6's again, exactly (pgjobd.saved_definitions).
+-- back into pgjobd.live as scheduled rows, the definitions version 7
+-- replaced are version 6's again, exactly (pgjobd.saved_definitions), and
+-- the counts lose their summed mark.
 -- Every job is kept.  Run by `pgjobd --migrate --to 6` (or lower) in one
 -- transaction.
 DO $$
@@ -22,3 +23,7 @@ DROP FUNCTION pgjobd._count_later();
 DROP FUNCTION pgjobd._later_move(bigint[]);
 DROP FUNCTION pgjobd._later_horizon();
 DROP TABLE pgjobd.saved_definitions;
+DROP INDEX pgjobd.history_counts_delta_idx;
+DROP INDEX pgjobd.live_counts_delta_idx;
+ALTER TABLE pgjobd.history_counts DROP COLUMN summed;
+ALTER TABLE pgjobd.live_counts DROP COLUMN summed;
