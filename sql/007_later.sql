@@ -340,8 +340,107 @@ SELECT coalesce(a.queue, h.queue) AS queue,
 
 -- ---------------------------------------------------------------- the API
 
+-- The arguments of enqueue, checked as version 3 checks them, in its
+-- order and with its messages (the right to the type after the type is
+-- known to be well-formed); P_RUN_AT is the one the job gets.  Split out
+-- so that a later change of enqueue need not restate them.
+CREATE FUNCTION pgjobd._enqueue_check(p_type text, p_payload jsonb, p_queue text,
+                                      p_run_at timestamptz, p_priority int, p_max_attempts int,
+                                      p_idempotency_key text, p_timeout interval,
+                                      p_expires_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF p_type IS NULL OR p_type !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
+		PERFORM pgjobd._refuse('enqueue', 'type',
+			format('must be 1-128 characters of [A-Za-z0-9_.:-], got %s',
+			       coalesce(quote_literal(left(p_type, 140)), 'NULL')));
+	END IF;
+	-- The right to this type (after the type is known to be well-formed).
+	IF NOT pgjobd._may_enqueue(p_type) THEN
+		RAISE EXCEPTION 'pgjobd.enqueue: role % may not enqueue jobs of type %',
+			session_user, quote_literal(p_type)
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = 'The schema owner can allow it with pgjobd.grant_enqueue(role, type).';
+	END IF;
+	IF p_queue IS NULL OR p_queue !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
+		PERFORM pgjobd._refuse('enqueue', 'queue',
+			format('must be 1-128 characters of [A-Za-z0-9_.:-], got %s',
+			       coalesce(quote_literal(left(p_queue, 140)), 'NULL')));
+	END IF;
+	IF p_payload IS NULL THEN
+		PERFORM pgjobd._refuse('enqueue', 'payload', 'must not be NULL (use ''{}'')');
+	END IF;
+	IF octet_length(p_payload::text) > 1048576 THEN
+		PERFORM pgjobd._refuse('enqueue', 'payload',
+			format('is %s bytes, over the limit of 1 MiB (1048576 bytes)',
+			       octet_length(p_payload::text)));
+	END IF;
+	IF p_priority IS NULL THEN
+		PERFORM pgjobd._refuse('enqueue', 'priority', 'must not be NULL');
+	END IF;
+	IF p_max_attempts < 1 THEN
+		PERFORM pgjobd._refuse('enqueue', 'max_attempts',
+			format('must be at least 1, got %s', p_max_attempts));
+	END IF;
+	IF p_timeout < interval '0' THEN
+		PERFORM pgjobd._refuse('enqueue', 'timeout',
+			format('must not be negative, got %s', p_timeout));
+	END IF;
+	IF p_idempotency_key = '' THEN
+		PERFORM pgjobd._refuse('enqueue', 'idempotency_key', 'must not be empty (use NULL for none)');
+	END IF;
+	IF p_expires_at <= p_run_at THEN
+		PERFORM pgjobd._refuse('enqueue', 'expires_at',
+			format('must be later than run_at (%s), got %s', p_run_at, p_expires_at));
+	END IF;
+END
+$$;
+
+-- The job already enqueued into P_QUEUE with P_IDEMPOTENCY_KEY, or NULL,
+-- in which case the caller holds the key's lock until its transaction
+-- ends and inserts the job.
+CREATE FUNCTION pgjobd._enqueue_key(p_queue text, p_idempotency_key text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_id bigint;
+	v_lock int;
+BEGIN
+	-- One enqueuer per (queue, key) at a time.  The look is one
+	-- statement over the three tables, so a job moving between them at
+	-- this moment is seen in exactly one.  The
+	-- lock is taken at session level, so that an enqueuer that finds
+	-- the first job lets go at once (and later ones need not wait for
+	-- its transaction); one that inserts holds it at transaction level
+	-- too, until its job is committed or rolled back.
+	v_lock := hashtext(p_queue || E'\n' || p_idempotency_key);
+	PERFORM pg_advisory_lock(1885502308, v_lock);
+	BEGIN
+		SELECT f.id INTO v_id FROM (
+			SELECT l.id FROM pgjobd.live l
+			 WHERE l.queue = p_queue AND l.idempotency_key = p_idempotency_key
+			UNION ALL
+			SELECT x.id FROM pgjobd.later x
+			 WHERE x.queue = p_queue AND x.idempotency_key = p_idempotency_key
+			UNION ALL
+			SELECT h.id FROM pgjobd.history h
+			 WHERE h.queue = p_queue AND h.idempotency_key = p_idempotency_key
+		) f LIMIT 1;
+		IF v_id IS NULL THEN
+			PERFORM pg_advisory_xact_lock(1885502308, v_lock);
+		END IF;
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
+		PERFORM pg_advisory_unlock(1885502308, v_lock);
+		RAISE;
+	END;
+	PERFORM pg_advisory_unlock(1885502308, v_lock);
+	RETURN v_id;
+END
+$$;
+
 -- As version 4's, with a job due beyond the horizon written to
--- pgjobd.later, and its idempotency key looked for there too.
+-- pgjobd.later, and its idempotency key looked for there too; its
+-- argument checks and its key look are the two functions above.
 CREATE OR REPLACE FUNCTION pgjobd.enqueue(type text, payload jsonb DEFAULT '{}',
                                queue text DEFAULT 'default',
                                run_at timestamptz DEFAULT NULL,
@@ -356,84 +455,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	v_id bigint;
 	v_run_at timestamptz := coalesce(enqueue.run_at, now());
-	v_due boolean;
-	v_lock int;
+	v_due boolean := v_run_at <= now();
 BEGIN
-	IF enqueue.type IS NULL OR enqueue.type !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
-		PERFORM pgjobd._refuse('enqueue', 'type',
-			format('must be 1-128 characters of [A-Za-z0-9_.:-], got %s',
-			       coalesce(quote_literal(left(enqueue.type, 140)), 'NULL')));
-	END IF;
-	-- The right to this type (after the type is known to be well-formed).
-	IF NOT pgjobd._may_enqueue(enqueue.type) THEN
-		RAISE EXCEPTION 'pgjobd.enqueue: role % may not enqueue jobs of type %',
-			session_user, quote_literal(enqueue.type)
-			USING ERRCODE = 'insufficient_privilege',
-			      HINT = 'The schema owner can allow it with pgjobd.grant_enqueue(role, type).';
-	END IF;
-	IF enqueue.queue IS NULL OR enqueue.queue !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
-		PERFORM pgjobd._refuse('enqueue', 'queue',
-			format('must be 1-128 characters of [A-Za-z0-9_.:-], got %s',
-			       coalesce(quote_literal(left(enqueue.queue, 140)), 'NULL')));
-	END IF;
-	IF enqueue.payload IS NULL THEN
-		PERFORM pgjobd._refuse('enqueue', 'payload', 'must not be NULL (use ''{}'')');
-	END IF;
-	IF octet_length(enqueue.payload::text) > 1048576 THEN
-		PERFORM pgjobd._refuse('enqueue', 'payload',
-			format('is %s bytes, over the limit of 1 MiB (1048576 bytes)',
-			       octet_length(enqueue.payload::text)));
-	END IF;
-	IF enqueue.priority IS NULL THEN
-		PERFORM pgjobd._refuse('enqueue', 'priority', 'must not be NULL');
-	END IF;
-	IF enqueue.max_attempts < 1 THEN
-		PERFORM pgjobd._refuse('enqueue', 'max_attempts',
-			format('must be at least 1, got %s', enqueue.max_attempts));
-	END IF;
-	IF enqueue.timeout < interval '0' THEN
-		PERFORM pgjobd._refuse('enqueue', 'timeout',
-			format('must not be negative, got %s', enqueue.timeout));
-	END IF;
-	IF enqueue.idempotency_key = '' THEN
-		PERFORM pgjobd._refuse('enqueue', 'idempotency_key', 'must not be empty (use NULL for none)');
-	END IF;
-	IF enqueue.expires_at <= v_run_at THEN
-		PERFORM pgjobd._refuse('enqueue', 'expires_at',
-			format('must be later than run_at (%s), got %s', v_run_at, enqueue.expires_at));
-	END IF;
-
-	v_due := v_run_at <= now();
-
+	PERFORM pgjobd._enqueue_check(enqueue.type, enqueue.payload, enqueue.queue, v_run_at,
+	                              enqueue.priority, enqueue.max_attempts,
+	                              enqueue.idempotency_key, enqueue.timeout, enqueue.expires_at);
 	IF enqueue.idempotency_key IS NOT NULL THEN
-		-- One enqueuer per (queue, key) at a time.  The look is one
-		-- statement over both halves, so a job moving between live and
-		-- history at this moment is seen in exactly one of them.  The
-		-- lock is taken at session level, so that an enqueuer that finds
-		-- the first job lets go at once (and later ones need not wait for
-		-- its transaction); one that inserts holds it at transaction level
-		-- too, until its job is committed or rolled back.
-		v_lock := hashtext(enqueue.queue || E'\n' || enqueue.idempotency_key);
-		PERFORM pg_advisory_lock(1885502308, v_lock);
-		BEGIN
-			SELECT k.id INTO v_id FROM (
-				SELECT l.id FROM pgjobd.live l
-				 WHERE l.queue = enqueue.queue AND l.idempotency_key = enqueue.idempotency_key
-				UNION ALL
-				SELECT x.id FROM pgjobd.later x
-				 WHERE x.queue = enqueue.queue AND x.idempotency_key = enqueue.idempotency_key
-				UNION ALL
-				SELECT h.id FROM pgjobd.history h
-				 WHERE h.queue = enqueue.queue AND h.idempotency_key = enqueue.idempotency_key
-			) k LIMIT 1;
-			IF v_id IS NULL THEN
-				PERFORM pg_advisory_xact_lock(1885502308, v_lock);
-			END IF;
-		EXCEPTION WHEN OTHERS OR query_canceled THEN
-			PERFORM pg_advisory_unlock(1885502308, v_lock);
-			RAISE;
-		END;
-		PERFORM pg_advisory_unlock(1885502308, v_lock);
+		v_id := pgjobd._enqueue_key(enqueue.queue, enqueue.idempotency_key);
 		IF v_id IS NOT NULL THEN
 			RETURN v_id;   -- the first job: nothing changes, no NOTIFY
 		END IF;
@@ -464,9 +492,6 @@ BEGIN
 	RETURN v_id;
 END
 $$;
-
--- Allow ROLE (and the roles that inherit its privileges) to enqueue jobs
--- of TYPE ('*': every type).  True when that is new.  The role must also
 
 -- As version 3's, for a job in pgjobd.later too (looked for there first:
 -- see pgjobd._later_move).

@@ -22,6 +22,9 @@ DROP TABLE pgjobd.later;
 DROP FUNCTION pgjobd._count_later();
 DROP FUNCTION pgjobd._later_move(bigint[]);
 DROP FUNCTION pgjobd._later_horizon();
+DROP FUNCTION pgjobd._enqueue_check(text, jsonb, text, timestamptz, int, int, text, interval,
+                                    timestamptz);
+DROP FUNCTION pgjobd._enqueue_key(text, text);
 DROP TABLE pgjobd.saved_definitions;
 DROP INDEX pgjobd.history_counts_delta_idx;
 DROP INDEX pgjobd.live_counts_delta_idx;
