@@ -9,7 +9,8 @@
 #include "xmalloc.h"
 
 #define MAINTAIN_BATCH 10000 /* rows moved, made ready and expired, each per round at most */
-#define MAINTAIN_BATCH_S "10000"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum { C_PROMOTED, C_EXPIRED, C_CREATED, C_DROPPED, C_SKIPPED, C_COUNT };
 static const char *const columns[C_COUNT] = {
@@ -83,7 +84,7 @@ maintain_done(void *arg, PGresult *res)
 bool
 maintain_send(struct maintain *m)
 {
-	const char *params[1] = {MAINTAIN_BATCH_S};
+	const char *params[1] = {STR(MAINTAIN_BATCH)};
 
 	if (m->state != MAINTAIN_IDLE || !db_is_up(m->db))
 		return false;
